@@ -1,0 +1,83 @@
+"""The one place where errors become HTTP responses: ``{error, detail}`` JSON."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse, Response
+
+from ostiary.errors import AuthenticationFailed, OstiaryError, Throttled
+
+log = logging.getLogger("ostiary.api")
+
+#: The challenge sent with every 401 of the admin API.
+BASIC_CHALLENGE = 'Basic realm="ostiary", charset="UTF-8"'
+
+
+def error_response(
+    status: int, error: str, detail: Any, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    """The JSON error body every endpoint answers with."""
+    return JSONResponse({"error": error, "detail": detail}, status_code=status, headers=headers)
+
+
+def _describe_validation(exc: RequestValidationError) -> list[dict[str, Any]]:
+    described = []
+    for err in exc.errors():
+        described.append(
+            {
+                "loc": [str(part) for part in err.get("loc", ())],
+                "msg": str(err.get("msg", "")),
+                "type": str(err.get("type", "")),
+            }
+        )
+    return described
+
+
+async def _ostiary_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, OstiaryError)
+    headers: dict[str, str] = {}
+    if isinstance(exc, AuthenticationFailed):
+        headers["WWW-Authenticate"] = BASIC_CHALLENGE
+        log.info(
+            "authentication failed on %s: %s", request.url.path, exc.reason or "no credentials"
+        )
+    if isinstance(exc, Throttled):
+        headers["Retry-After"] = str(exc.retry_after)
+    return error_response(exc.status_code, exc.code, exc.detail, headers)
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    return error_response(422, "invalid_request", _describe_validation(exc))
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    codes = {
+        404: "not_found",
+        405: "method_not_allowed",
+        413: "payload_too_large",
+        415: "unsupported_media_type",
+        400: "invalid_request",
+    }
+    return error_response(
+        exc.status_code, codes.get(exc.status_code, "error"), exc.detail, dict(exc.headers or {})
+    )
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    return error_response(500, "internal_error", "an unexpected error occurred")
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers on ``app``."""
+    app.add_exception_handler(OstiaryError, _ostiary_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

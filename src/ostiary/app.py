@@ -1,0 +1,54 @@
+"""``create_app(settings)``: the one place where the application is assembled."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
+from starlette.staticfiles import StaticFiles
+
+from ostiary import __version__
+from ostiary.api import errors
+from ostiary.api import identity as identity_api
+from ostiary.console import views as console
+from ostiary.context import AppContext, build_context
+from ostiary.ops import BodyLimitMiddleware, Metrics, ObservabilityMiddleware
+from ostiary.ops import routes as ops_routes
+from ostiary.settings import Settings
+
+DESCRIPTION = """Ostiary's admin API: the identity directory, sub-accounts, access and credentials.
+
+Authenticate with HTTP Basic (user ID or e-mail and password), a Bearer access token, or
+the console session cookie plus `X-CSRF-Token` for unsafe methods. Errors are JSON
+`{error, detail}`."""
+
+
+def create_app(settings: Settings, *, ctx: AppContext | None = None) -> FastAPI:
+    """Build the ASGI application; the schema must already be migrated."""
+    ctx = ctx or build_context(settings)
+    app = FastAPI(
+        title="Ostiary",
+        version=__version__,
+        description=DESCRIPTION,
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/openapi.json",
+    )
+    app.state.ctx = ctx
+    metrics = Metrics()
+    errors.install(app)
+    app.include_router(identity_api.router)
+    app.include_router(console.router)
+    app.mount("/static", StaticFiles(packages=[("ostiary.console", "static")]), name="static")
+    for route in ops_routes(ctx, metrics):
+        app.router.routes.append(route)
+
+    @app.get("/", include_in_schema=False)
+    def root() -> RedirectResponse:
+        return RedirectResponse("/console/", status_code=303)
+
+    # Order matters: the body limit sits inside observability so refusals are counted too.
+    app.add_middleware(
+        BodyLimitMiddleware, max_bytes=settings.max_request_bytes, exempt_prefixes=("/t/",)
+    )
+    app.add_middleware(ObservabilityMiddleware, metrics=metrics)
+    return app

@@ -1,0 +1,218 @@
+"""The ``ostiary`` command line: serve, migrate, and administer the installation."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ostiary.identity.models import UserKind
+from ostiary.settings import Settings
+
+app = typer.Typer(
+    help="Ostiary: identity and access for integration platforms.\n\n"
+    "Every command reads its configuration from OSTIARY_* environment variables "
+    "(see README's configuration table).",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+)
+db_app = typer.Typer(help="Database schema: migrate and check.", no_args_is_help=True)
+policy_app = typer.Typer(help="Password policies per user kind.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(policy_app, name="policy")
+console = Console()
+err = Console(stderr=True)
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValueError as exc:
+        err.print(f"[red]configuration error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+) -> None:
+    """Migrate the database, create the first administrator, and serve everything.
+
+    API under /api/v1, console under /console, docs at /api/docs.
+    """
+    import uvicorn
+
+    from ostiary.bootstrap import bootstrap
+    from ostiary.context import build_context
+    from ostiary.logs import configure
+    from ostiary.migrate import upgrade
+
+    settings = _settings()
+    configure(settings.log_level)
+    upgrade(settings.resolved_database_url)
+    ctx = build_context(settings)
+    generated = bootstrap(ctx)
+    ctx.engine.dispose()
+    if generated is not None:
+        # Printed once, to the terminal only (not the log): it is a secret.
+        err.print(
+            f"[bold yellow]First start:[/bold yellow] platform administrator "
+            f"[bold]{generated.user_id}[/bold] ({generated.email}), one-time password "
+            f"[bold]{generated.password}[/bold] (it must be changed at first sign-in)."
+        )
+    uvicorn.run(
+        "ostiary.asgi:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        proxy_headers=False,
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
+    """Apply migrations (safe while other processes do the same)."""
+    from ostiary.migrate import upgrade
+
+    settings = _settings()
+    upgrade(settings.resolved_database_url, revision)
+    console.print(f"database at [bold]{revision}[/bold]")
+
+
+@db_app.command("check")
+def db_check() -> None:
+    """Fail if the models and the migrations differ."""
+    from ostiary.migrate import check
+
+    check(_settings().resolved_database_url)
+    console.print("models and migrations agree")
+
+
+@app.command()
+def outbox(
+    limit: Annotated[int, typer.Option(help="How many mails.")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Show the newest mails in the outbox (the dev outbox when no SMTP is set)."""
+    from ostiary.context import build_context
+    from ostiary.db import transaction
+    from ostiary.mail.service import recent
+
+    ctx = build_context(_settings())
+    with transaction(ctx.sessions) as session:
+        mails = recent(session, limit=limit)
+    if as_json:
+        console.print_json(
+            json.dumps(
+                [
+                    {
+                        "to": m.recipient,
+                        "subject": m.subject,
+                        "body": m.body,
+                        "created_at": m.created_at.isoformat(),
+                        "sent": m.sent_at is not None,
+                    }
+                    for m in mails
+                ]
+            )
+        )
+        return
+    for m in mails:
+        console.rule(f"{m.subject} → {m.recipient}")
+        console.print(m.body, markup=False, highlight=False)
+
+
+def _policy_table(rows: list[dict[str, object]]) -> Table:
+    table = Table(title="Password policies")
+    for column in ("kind", "min_length", "check_common", "history_count", "expiry_days"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            *(
+                str(row[c]) if row[c] is not None else "never"
+                for c in ("kind", "min_length", "check_common", "history_count", "expiry_days")
+            )
+        )
+    return table
+
+
+@policy_app.command("show")
+def policy_show(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Show the password policy of each user kind."""
+    from ostiary.context import build_context
+    from ostiary.db import transaction
+    from ostiary.identity.policy import get_policy
+
+    ctx = build_context(_settings())
+    with transaction(ctx.sessions) as session:
+        rows: list[dict[str, object]] = [
+            {
+                "kind": p.kind.value,
+                "min_length": p.min_length,
+                "check_common": p.check_common,
+                "history_count": p.history_count,
+                "expiry_days": p.expiry_days,
+            }
+            for p in (get_policy(session, kind=k, clock=ctx.clock) for k in UserKind)
+        ]
+    if as_json:
+        console.print_json(json.dumps(rows))
+    else:
+        console.print(_policy_table(rows))
+
+
+@policy_app.command("set")
+def policy_set(
+    kind: Annotated[UserKind, typer.Argument(help="person or technical")],
+    min_length: Annotated[Optional[int], typer.Option(help="Minimum length.")] = None,  # noqa: UP045 typer needs Optional
+    check_common: Annotated[Optional[bool], typer.Option(help="Refuse common passwords.")] = None,  # noqa: UP045
+    history: Annotated[Optional[int], typer.Option(help="Passwords remembered.")] = None,  # noqa: UP045
+    expiry_days: Annotated[Optional[int], typer.Option(help="Days until expiry.")] = None,  # noqa: UP045
+    no_expiry: Annotated[bool, typer.Option("--no-expiry", help="Passwords never expire.")] = False,
+) -> None:
+    """Change the password policy of one user kind."""
+    from ostiary.context import build_context
+    from ostiary.db import transaction
+    from ostiary.errors import OstiaryError
+    from ostiary.identity.policy import update_policy
+
+    ctx = build_context(_settings())
+    try:
+        with transaction(ctx.sessions) as session:
+            p = update_policy(
+                session,
+                kind=kind,
+                clock=ctx.clock,
+                min_length=min_length,
+                check_common=check_common,
+                history_count=history,
+                expiry_days=expiry_days,
+                clear_expiry=no_expiry,
+            )
+            row: dict[str, object] = {
+                "kind": p.kind.value,
+                "min_length": p.min_length,
+                "check_common": p.check_common,
+                "history_count": p.history_count,
+                "expiry_days": p.expiry_days,
+            }
+    except OstiaryError as exc:
+        err.print(f"[red]{exc.detail}[/red]")
+        raise typer.Exit(1) from exc
+    console.print(_policy_table([row]))
+
+
+def run() -> None:
+    """Console-script entry point."""
+    app()

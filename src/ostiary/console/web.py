@@ -1,0 +1,144 @@
+"""Console plumbing: templates, the signed-in user, CSRF tokens and flash messages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.templating import Jinja2Templates
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from ostiary.api.authn import SESSION_COOKIE
+from ostiary.context import AppContext
+from ostiary.crypto import constant_time_equals, generate_secret
+from ostiary.db import transaction
+from ostiary.errors import PermissionDenied
+from ostiary.identity import sessions
+from ostiary.identity.models import User
+
+ANON_CSRF_COOKIE = "ostiary_csrf"
+FLASH_COOKIE = "ostiary_flash"
+
+templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+
+#: Flash messages by code; only codes travel in the cookie, so no text can be injected.
+FLASHES = {
+    "registered": ("info", "Check your mailbox: we sent you a link to activate your account."),
+    "activated": ("success", "Your account is active. Sign in to continue."),
+    "signed_out": ("info", "You are signed out."),
+    "password_changed": ("success", "Your password was changed."),
+    "reset_sent": ("info", "If the address belongs to an account, a reset link is on its way."),
+    "reset_done": ("success", "Your password was reset. Sign in with the new one."),
+    "must_change": ("warning", "Your password has expired. Choose a new one to continue."),
+}
+
+
+@dataclass
+class Viewer:
+    """Who looks at a console page: the signed-in user (if any) and the page's CSRF token."""
+
+    user: User | None
+    csrf_token: str
+    session_hash: str | None
+    must_change_password: bool
+    new_anon_token: str | None
+
+
+def viewer(request: Request, ctx: AppContext) -> Viewer:
+    """Resolve the session cookie; anonymous visitors get a double-submit CSRF cookie."""
+    secret = request.cookies.get(SESSION_COOKIE, "")
+    if secret:
+        with transaction(ctx.sessions) as session:
+            signed_in = sessions.resolve(session, ctx, secret=secret)
+        if signed_in is not None:
+            return Viewer(
+                signed_in.user,
+                signed_in.csrf_token,
+                signed_in.token_hash,
+                signed_in.must_change_password,
+                None,
+            )
+    anon = request.cookies.get(ANON_CSRF_COOKIE, "")
+    if len(anon) < 20 or len(anon) > 100:
+        fresh = generate_secret(24)
+        return Viewer(None, fresh, None, False, fresh)
+    return Viewer(None, anon, None, False, None)
+
+
+def check_csrf(seen: Viewer, submitted: str) -> None:
+    """Refuse a form whose CSRF token does not match the viewer's."""
+    if seen.new_anon_token is not None or not constant_time_equals(submitted, seen.csrf_token):
+        raise PermissionDenied("the form expired or was not sent from this site; reload and retry")
+
+
+def secure(ctx: AppContext) -> bool:
+    """Whether cookies get the ``Secure`` flag."""
+    return ctx.settings.secure_cookies
+
+
+def render(
+    request: Request,
+    ctx: AppContext,
+    seen: Viewer,
+    template: str,
+    *,
+    status: int = 200,
+    **values: Any,
+) -> Response:
+    """Render a page with the layout's shared values, and hand out cookies it needs."""
+    flash_code = request.cookies.get(FLASH_COOKIE, "")
+    response: HTMLResponse = templates.TemplateResponse(
+        request,
+        template,
+        {
+            "viewer": seen,
+            "user": seen.user,
+            "csrf_token": seen.csrf_token,
+            "flash": FLASHES.get(flash_code),
+            "development": ctx.development,
+            **values,
+        },
+        status_code=status,
+    )
+    if flash_code:
+        response.delete_cookie(FLASH_COOKIE, path="/console")
+    if seen.new_anon_token:
+        response.set_cookie(
+            ANON_CSRF_COOKIE,
+            seen.new_anon_token,
+            httponly=True,
+            samesite="lax",
+            secure=secure(ctx),
+            path="/console",
+        )
+    _harden(response)
+    return response
+
+
+def redirect(ctx: AppContext, url: str, *, flash: str | None = None) -> RedirectResponse:
+    """A 303 redirect, optionally carrying a flash message code."""
+    response = RedirectResponse(url, status_code=303)
+    if flash:
+        response.set_cookie(
+            FLASH_COOKIE,
+            flash,
+            httponly=True,
+            samesite="lax",
+            secure=secure(ctx),
+            path="/console",
+            max_age=60,
+        )
+    _harden(response)
+    return response
+
+
+def _harden(response: Response) -> None:
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'self'; frame-ancestors 'none'; form-action 'self'"
+    )

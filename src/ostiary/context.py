@@ -1,0 +1,73 @@
+"""What every service call may need, built once from the settings by ``create_app``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from ostiary.clock import Clock, SystemClock
+from ostiary.crypto import KeyedHasher
+from ostiary.db import make_engine, make_session_factory
+from ostiary.identity.passwords import PasswordHasher
+from ostiary.identity.throttle import SigninThrottle
+from ostiary.mail.transport import MailTransport, OutboxOnlyTransport, SmtpTransport
+from ostiary.settings import Environment, Settings
+
+
+@dataclass
+class AppContext:
+    """The ports and shared objects of one running Ostiary process."""
+
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    clock: Clock
+    passwords: PasswordHasher
+    secret_key: bytes
+    transport: MailTransport
+    throttle: SigninThrottle
+    token_hasher: KeyedHasher = field(init=False)
+    secret_hasher: KeyedHasher = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.token_hasher = KeyedHasher(self.secret_key, "link-token")
+        self.secret_hasher = KeyedHasher(self.secret_key, "generated-secret")
+
+    @property
+    def development(self) -> bool:
+        """Whether the installation runs in development mode."""
+        return self.settings.env is Environment.development
+
+
+def build_context(
+    settings: Settings, *, clock: Clock | None = None, transport: MailTransport | None = None
+) -> AppContext:
+    """Build the context from settings; tests may swap the clock and the mail transport."""
+    engine = make_engine(settings.resolved_database_url)
+    if transport is None:
+        transport = (
+            SmtpTransport(settings.smtp_url, settings.mail_from)
+            if settings.smtp_url
+            else OutboxOnlyTransport(log_bodies=settings.env is Environment.development)
+        )
+    return AppContext(
+        settings=settings,
+        engine=engine,
+        sessions=make_session_factory(engine),
+        clock=clock or SystemClock(),
+        passwords=PasswordHasher(
+            memory_kib=settings.argon2_memory_kib,
+            time_cost=settings.argon2_time_cost,
+            parallelism=settings.argon2_parallelism,
+            concurrency=settings.argon2_concurrency,
+        ),
+        secret_key=settings.resolved_secret_key(),
+        transport=transport,
+        throttle=SigninThrottle(
+            per_account=settings.signin_failures_per_account,
+            per_address=settings.signin_failures_per_address,
+            window_seconds=settings.signin_window_seconds,
+        ),
+    )

@@ -1,0 +1,104 @@
+"""The one error tree of Ostiary's services.
+
+    OstiaryError                 (400 invalid_request)
+    ├── InvalidInput             (400 invalid_request)   bad field values, policy violations
+    │   └── PasswordPolicyViolation (400 password_policy)
+    ├── InvalidToken             (400 invalid_token)     forged, used or expired link tokens
+    ├── AuthenticationFailed     (401 unauthorized)      one answer for every sign-in failure
+    ├── PasswordExpired          (403 password_expired)  right password, but it must be changed
+    ├── PermissionDenied         (403 forbidden)
+    ├── NotFound                 (404 not_found)
+    ├── Conflict                 (409 conflict)
+    ├── PayloadTooLarge          (413 payload_too_large)
+    └── Throttled                (429 too_many_requests)
+
+Services raise these; the web layer (``ostiary.api.errors``) turns them into
+``{error, detail}`` JSON in exactly one place, and the console into flash messages.
+"""
+
+from __future__ import annotations
+
+
+class OstiaryError(Exception):
+    """Base of every error a service raises on purpose."""
+
+    status_code = 400
+    code = "invalid_request"
+
+    def __init__(self, detail: str = "") -> None:
+        super().__init__(detail or self.code)
+        self.detail = detail or self.code
+
+
+class InvalidInput(OstiaryError):
+    """The request is well-formed but a value is not acceptable."""
+
+
+class PasswordPolicyViolation(InvalidInput):
+    """A new password breaks the password policy of the user's kind."""
+
+    code = "password_policy"
+
+
+class InvalidToken(OstiaryError):
+    """A single-use link token is unknown, already used or expired."""
+
+    code = "invalid_token"
+
+
+class AuthenticationFailed(OstiaryError):
+    """Credentials were missing or wrong; the reason is never told to the caller."""
+
+    status_code = 401
+    code = "unauthorized"
+
+    def __init__(self, detail: str = "authentication required", *, reason: str = "") -> None:
+        super().__init__(detail)
+        #: The real reason, for the log and the audit trail only.
+        self.reason = reason
+
+
+class PasswordExpired(OstiaryError):
+    """The password was right but has expired and must be changed first."""
+
+    status_code = 403
+    code = "password_expired"
+
+
+class PermissionDenied(OstiaryError):
+    """The caller is known but may not do this."""
+
+    status_code = 403
+    code = "forbidden"
+
+
+class NotFound(OstiaryError):
+    """The thing asked for does not exist (or the caller may not know it does)."""
+
+    status_code = 404
+    code = "not_found"
+
+
+class Conflict(OstiaryError):
+    """The change would break a uniqueness or state rule."""
+
+    status_code = 409
+    code = "conflict"
+
+
+class PayloadTooLarge(OstiaryError):
+    """The request body exceeds the allowed size."""
+
+    status_code = 413
+    code = "payload_too_large"
+
+
+class Throttled(OstiaryError):
+    """Too many failed attempts; try again later."""
+
+    status_code = 429
+    code = "too_many_requests"
+
+    def __init__(self, detail: str = "too many attempts", *, retry_after: int = 60) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after

@@ -1,0 +1,1 @@
+"""The directory of users: persons and technical users, their passwords and sign-in."""

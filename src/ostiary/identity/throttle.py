@@ -1,0 +1,43 @@
+"""Throttling of failed sign-ins per account name and per client address.
+
+Counts live in a moving window, so a throttled account opens again by itself: an
+attacker can slow a user down for one window at most, never lock them out for good.
+Unknown account names are counted exactly like known ones, so throttling reveals
+nothing about which names exist. Counts are per process (see README).
+"""
+
+from __future__ import annotations
+
+from limits import RateLimitItemPerSecond
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
+
+from ostiary.errors import Throttled
+
+
+class SigninThrottle:
+    """Refuses attempts once too many failures were seen for an account or an address."""
+
+    def __init__(self, *, per_account: int, per_address: int, window_seconds: int) -> None:
+        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+        self._account = RateLimitItemPerSecond(per_account, window_seconds)
+        self._address = RateLimitItemPerSecond(per_address, window_seconds)
+        self._window = window_seconds
+
+    def check(self, *, account: str, address: str) -> None:
+        """Raise ``Throttled`` if either the account or the address used up its failures."""
+        if not self._limiter.test(self._account, "account", account.lower()) or not (
+            self._limiter.test(self._address, "address", address)
+        ):
+            raise Throttled(
+                "too many failed sign-in attempts; try again later", retry_after=self._window
+            )
+
+    def failed(self, *, account: str, address: str) -> None:
+        """Count one failed attempt against the account and the address."""
+        self._limiter.hit(self._account, "account", account.lower())
+        self._limiter.hit(self._address, "address", address)
+
+    def reset(self) -> None:
+        """Forget all counts (administrative unlock, tests)."""
+        self._limiter.storage.reset()

@@ -1,0 +1,1 @@
+"""Outgoing mail: a durable outbox and the transports that deliver it."""

@@ -1,0 +1,87 @@
+"""Schema migrations under a lock, so several processes starting at once are safe.
+
+PostgreSQL: a session-level advisory lock. SQLite: an exclusive ``flock`` on a file
+beside the database (SQLite is always on one machine).
+"""
+
+from __future__ import annotations
+
+import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, Engine, text
+from sqlalchemy.engine import make_url
+
+from ostiary.db import make_engine
+
+#: An arbitrary, fixed key for ``pg_advisory_lock``.
+_PG_LOCK_KEY = 7_407_421_873
+
+
+def alembic_config(url: str) -> Config:
+    """An Alembic config pointing at the migrations shipped inside the package."""
+    config = Config()
+    config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+@contextmanager
+def _locked(engine: Engine) -> Iterator[Connection]:
+    url = engine.url
+    if url.get_backend_name() == "sqlite":
+        database = url.database or ""
+        lock_path = Path(f"{database}.migrate.lock") if database not in {"", ":memory:"} else None
+        if lock_path is not None:
+            lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with _file_lock(lock_path), engine.connect() as connection:
+            yield connection
+        return
+    with engine.connect() as connection:
+        connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _PG_LOCK_KEY})
+        connection.commit()
+        try:
+            yield connection
+        finally:
+            connection.rollback()
+            connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _PG_LOCK_KEY})
+            connection.commit()
+
+
+@contextmanager
+def _file_lock(path: Path | None) -> Iterator[None]:
+    if path is None:
+        yield
+        return
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    """Bring the database at ``url`` to ``revision``, waiting for any other migrator."""
+    if make_url(url).get_backend_name() == "sqlite":
+        database = make_url(url).database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(url, pool=False)
+    try:
+        with _locked(engine) as connection:
+            config = alembic_config(url)
+            config.attributes["connection"] = connection
+            command.upgrade(config, revision)
+            connection.commit()
+    finally:
+        engine.dispose()
+
+
+def check(url: str) -> None:
+    """Raise if the models and the migrations differ (``alembic check``)."""
+    command.check(alembic_config(url))

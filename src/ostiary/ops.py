@@ -1,0 +1,168 @@
+"""Operations endpoints (/healthz, /readyz, /metrics) and the request metrics middleware."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from sqlalchemy import text
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ostiary.context import AppContext
+
+access_log = logging.getLogger("ostiary.access")
+
+
+class Metrics:
+    """The Prometheus collectors of one process (each app gets its own registry)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "ostiary_http_requests_total",
+            "HTTP requests answered",
+            ["method", "area", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "ostiary_http_request_seconds",
+            "Time to answer an HTTP request",
+            ["area"],
+            registry=self.registry,
+        )
+
+
+def _area(path: str) -> str:
+    """A low-cardinality label for a path: its first segment."""
+    first = path.strip("/").split("/", 1)[0]
+    return (
+        first
+        if first
+        in {"api", "console", "t", "oauth", "scim", "healthz", "readyz", "metrics", "static"}
+        else "other"
+    )
+
+
+class ObservabilityMiddleware:
+    """Counts and times every request, and writes an access log line without query strings
+    (activation and reset links carry single-use secrets there)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            elapsed = time.perf_counter() - started
+            area = _area(scope["path"])
+            self.metrics.requests.labels(scope["method"], area, str(status)).inc()
+            self.metrics.latency.labels(area).observe(elapsed)
+            access_log.info(
+                "%s %s %s %.1fms", scope["method"], scope["path"], status, elapsed * 1000
+            )
+
+
+class BodyLimitMiddleware:
+    """Refuses request bodies above a size with 413 before the application reads them."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, exempt_prefixes: tuple[str, ...] = ()) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.exempt = exempt_prefixes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(self.exempt):
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                try:
+                    too_big = int(value) > self.max_bytes
+                except ValueError:
+                    too_big = False
+                    await self._refuse(scope, receive, send, 400, "invalid Content-Length")
+                    return
+                if too_big:
+                    await self._refuse(
+                        scope, receive, send, 413, f"the body exceeds {self.max_bytes} bytes"
+                    )
+                    return
+        seen = 0
+
+        async def limited_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send)
+        except _BodyTooLarge:
+            await self._refuse(
+                scope, receive, send, 413, f"the body exceeds {self.max_bytes} bytes"
+            )
+
+    @staticmethod
+    async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, detail: str) -> None:
+        code = "payload_too_large" if status == 413 else "invalid_request"
+        response = JSONResponse(
+            {"error": code, "detail": detail}, status_code=status, headers={"Connection": "close"}
+        )
+        await response(scope, receive, send)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def routes(ctx: AppContext, metrics: Metrics) -> list[Route]:
+    """The operations routes, as plain Starlette routes (no auth, no OpenAPI)."""
+
+    async def healthz(_: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    def readyz(_: Request) -> Response:
+        try:
+            with ctx.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except Exception as exc:  # any driver error means "not ready"
+            return JSONResponse(
+                {"status": "unavailable", "detail": type(exc).__name__}, status_code=503
+            )
+        return JSONResponse({"status": "ready"})
+
+    async def metrics_endpoint(_: Request) -> Response:
+        return PlainTextResponse(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
+    ]

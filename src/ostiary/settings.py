@@ -1,0 +1,105 @@
+"""The one typed settings object, read from ``OSTIARY_*`` environment variables.
+
+Built once (by the CLI or a test) and passed into ``create_app(settings)``; nothing
+imports it as a global.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Values that look like a secret but are published somewhere (docs, examples, tests).
+KNOWN_DEFAULT_SECRETS = frozenset(
+    {"", "changeme", "change-me", "secret", "dev", "development", "ostiary", "insecure", "test"}
+)
+
+
+class Environment(StrEnum):
+    """How the installation is run; development relaxes a few safety checks."""
+
+    development = "development"
+    production = "production"
+
+
+class Settings(BaseSettings):
+    """Every ``OSTIARY_*`` setting. README's configuration table lists the same."""
+
+    model_config = SettingsConfigDict(env_prefix="OSTIARY_", extra="ignore")
+
+    env: Environment = Environment.production
+    data_dir: Path = Path("./ostiary-data")
+    database_url: str | None = None
+    public_url: str = "http://127.0.0.1:8080"
+    smtp_url: str | None = None
+    mail_from: str = "Ostiary <no-reply@ostiary.local>"
+    secret_key: str | None = None
+    admin_email: str | None = None
+    admin_password: str | None = None
+    log_level: str = "INFO"
+    activation_ttl_hours: int = Field(default=24, ge=1, le=24 * 30)
+    reset_ttl_minutes: int = Field(default=60, ge=5, le=24 * 60)
+    session_ttl_hours: int = Field(default=12, ge=1, le=24 * 30)
+    max_request_bytes: int = Field(default=1024 * 1024, ge=1024)
+    argon2_memory_kib: int = Field(default=19 * 1024, ge=8)
+    argon2_time_cost: int = Field(default=2, ge=1)
+    argon2_parallelism: int = Field(default=1, ge=1)
+    argon2_concurrency: int = Field(default=4, ge=1)
+    signin_failures_per_account: int = Field(default=10, ge=1)
+    signin_failures_per_address: int = Field(default=100, ge=1)
+    signin_window_seconds: int = Field(default=900, ge=1)
+
+    @field_validator("public_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _refuse_default_secret(self) -> Settings:
+        if (
+            self.secret_key is not None
+            and self.secret_key.strip().lower() in KNOWN_DEFAULT_SECRETS
+            and self.env is not Environment.development
+        ):
+            raise ValueError(
+                "OSTIARY_SECRET_KEY is a published default; set a random value "
+                "(or unset it to have one generated in OSTIARY_DATA_DIR)"
+            )
+        if (
+            self.secret_key is not None
+            and len(self.secret_key) < 16
+            and (self.env is not Environment.development)
+        ):
+            raise ValueError("OSTIARY_SECRET_KEY must be at least 16 characters")
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to SQLite inside the data directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'ostiary.db').resolve()}"
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Cookies carry ``Secure`` when the public URL is https."""
+        return self.public_url.startswith("https://")
+
+    def resolved_secret_key(self) -> bytes:
+        """The secret key; generated once and kept in the data dir when unset."""
+        if self.secret_key:
+            return self.secret_key.encode()
+        path = self.data_dir / "secret_key"
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return path.read_text().strip().encode()
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(48))
+        return path.read_text().strip().encode()

@@ -22,7 +22,10 @@ class AppContext:
 
     settings: Settings
     engine: Engine
+    #: Sessions for transactions that write (on SQLite they take the write lock up front).
     sessions: sessionmaker[Session]
+    #: Sessions for transactions that only read (never block on a writer).
+    read_sessions: sessionmaker[Session]
     clock: Clock
     passwords: PasswordHasher
     secret_key: bytes
@@ -45,7 +48,9 @@ def build_context(
     settings: Settings, *, clock: Clock | None = None, transport: MailTransport | None = None
 ) -> AppContext:
     """Build the context from settings; tests may swap the clock and the mail transport."""
-    engine = make_engine(settings.resolved_database_url)
+    url = settings.resolved_database_url
+    engine = make_engine(url, immediate=True)
+    read_engine = make_engine(url) if url.startswith("sqlite") else engine
     if transport is None:
         transport = (
             SmtpTransport(settings.smtp_url, settings.mail_from)
@@ -56,6 +61,7 @@ def build_context(
         settings=settings,
         engine=engine,
         sessions=make_session_factory(engine),
+        read_sessions=make_session_factory(read_engine),
         clock=clock or SystemClock(),
         passwords=PasswordHasher(
             memory_kib=settings.argon2_memory_kib,

@@ -59,8 +59,13 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_engine(url: str, *, pool: bool = True) -> Engine:
-    """An engine for ``url`` with the pragmas and pool settings Ostiary relies on."""
+def make_engine(url: str, *, pool: bool = True, immediate: bool = False) -> Engine:
+    """An engine for ``url`` with the pragmas and pool settings Ostiary relies on.
+
+    On SQLite, ``immediate`` engines start every transaction with ``BEGIN IMMEDIATE``:
+    a read-then-write transaction must hold the write lock from its first read, or a
+    concurrent commit makes its later write fail with SQLITE_BUSY instead of waiting.
+    """
     if url.startswith("sqlite"):
         engine = create_engine(
             url,
@@ -68,11 +73,9 @@ def make_engine(url: str, *, pool: bool = True) -> Engine:
             **({} if pool else {"poolclass": NullPool}),
         )
         event.listen(engine, "connect", _sqlite_pragmas)
-        # pysqlite's own transaction handling defers BEGIN; issue it ourselves so that
-        # a transaction that will write takes the lock up front (BEGIN IMMEDIATE would
-        # serialise readers too, so plain BEGIN is kept).
+        # pysqlite's own transaction handling defers BEGIN; issue it ourselves.
         event.listen(engine, "connect", _disable_pysqlite_begin)
-        event.listen(engine, "begin", _emit_begin)
+        event.listen(engine, "begin", _emit_begin_immediate if immediate else _emit_begin)
         return engine
     if not pool:
         return create_engine(url, poolclass=NullPool)
@@ -85,6 +88,10 @@ def _disable_pysqlite_begin(dbapi_connection: Any, _record: Any) -> None:
 
 def _emit_begin(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN")
+
+
+def _emit_begin_immediate(conn: Any) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -100,6 +100,9 @@ class BasicAuthenticator:
             address=client_address(request),
             allow_expired=allow_expired,
         )
+        if identity.needs_rehash(ctx, user):
+            with transaction(ctx.sessions) as write:
+                identity.rehash(write, ctx, user_id=user.user_id, password=password)
         return Principal.of(user, "basic")
 
 
@@ -130,7 +133,7 @@ DEFAULT_AUTHENTICATORS: Sequence[Authenticator] = (BasicAuthenticator(), Session
 
 def _authenticate(request: Request, *, allow_expired: bool) -> Principal:
     ctx: AppContext = request.app.state.ctx
-    with transaction(ctx.sessions) as session:
+    with transaction(ctx.read_sessions) as session:
         for authenticator in DEFAULT_AUTHENTICATORS:
             principal = authenticator.authenticate(
                 request, session, ctx, allow_expired=allow_expired

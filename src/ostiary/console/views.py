@@ -17,7 +17,6 @@ from ostiary.errors import (
     AuthenticationFailed,
     InvalidInput,
     OstiaryError,
-    PasswordExpired,
     Throttled,
 )
 from ostiary.identity import policy as policies
@@ -157,28 +156,22 @@ def signin(
         check_csrf(seen, csrf_token)
         if not identifier or not password:
             raise AuthenticationFailed(reason="empty form")
+        with transaction(ctx.read_sessions) as session:
+            user = identity.authenticate(
+                session,
+                ctx,
+                identifier=identifier,
+                password=password,
+                address=client_address(request),
+                allow_expired=True,
+            )
+            expired = identity.is_password_expired(session, ctx, user=user)
+        if user.kind.value != "person":
+            # Technical users call flows and APIs; they never use the console (SPEC §1).
+            raise AuthenticationFailed(reason="technical user at console")
         with transaction(ctx.sessions) as session:
-            try:
-                user = identity.authenticate(
-                    session,
-                    ctx,
-                    identifier=identifier,
-                    password=password,
-                    address=client_address(request),
-                )
-            except PasswordExpired:
-                expired = True
-                user = identity.authenticate(
-                    session,
-                    ctx,
-                    identifier=identifier,
-                    password=password,
-                    address=client_address(request),
-                    allow_expired=True,
-                )
-            if user.kind.value != "person":
-                # Technical users call flows and APIs; they never use the console (SPEC §1).
-                raise AuthenticationFailed(reason="technical user at console")
+            if identity.needs_rehash(ctx, user):
+                identity.rehash(session, ctx, user_id=user.user_id, password=password)
             secret = sessions.start(session, ctx, user=user, must_change_password=expired)
     except (AuthenticationFailed, Throttled) as exc:
         message = SIGNIN_FAILED if isinstance(exc, AuthenticationFailed) else exc.detail

@@ -270,14 +270,28 @@ def authenticate(
     if user.status is not UserStatus.active:
         ctx.throttle.failed(account=identifier, address=address)
         raise AuthenticationFailed(reason=f"user is {user.status.value}")
-    stored = user.password_hash or ""
-    if stored.startswith("$argon2") and ctx.passwords.needs_rehash(stored):
-        user.password_hash = ctx.passwords.hash(password)
     if not allow_expired and is_password_expired(session, ctx, user=user):
         raise PasswordExpired(
             "the password has expired; change it with POST /api/v1/me/password or in the console"
         )
     return user
+
+
+def needs_rehash(ctx: AppContext, user: User) -> bool:
+    """Whether the user's argon2 hash was made with other parameters than today's."""
+    stored = user.password_hash or ""
+    return stored.startswith("$argon2") and ctx.passwords.needs_rehash(stored)
+
+
+def rehash(session: Session, ctx: AppContext, *, user_id: str, password: str) -> None:
+    """Store a fresh hash of a just-verified password (rehash-on-verify).
+
+    Callers run this in its own short write transaction after authentication, so the
+    slow verification never holds a write lock.
+    """
+    user = session.scalar(select(User).where(User.user_id == user_id))
+    if user is not None and needs_rehash(ctx, user) and verify_secret(ctx, user, password):
+        user.password_hash = ctx.passwords.hash(password)
 
 
 def is_password_expired(session: Session, ctx: AppContext, *, user: User) -> bool:

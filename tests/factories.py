@@ -7,6 +7,7 @@ import itertools
 import uuid
 
 from ostiary.context import AppContext
+from ostiary.crypto import generate_secret
 from ostiary.db import transaction
 from ostiary.identity import service as identity
 from ostiary.identity.models import User, UserKind, UserStatus
@@ -55,3 +56,40 @@ def basic(identifier: str, password: str = DEFAULT_PASSWORD) -> dict[str, str]:
     """An Authorization header for HTTP Basic."""
     token = base64.b64encode(f"{identifier}:{password}".encode()).decode()
     return {"Authorization": f"Basic {token}"}
+
+
+def technical_user(
+    ctx: AppContext,
+    *,
+    owner: User,
+    status: UserStatus = UserStatus.active,
+    display_name: str = "Order sender",
+) -> tuple[User, str]:
+    """A technical user owned by ``owner`` and its generated secret (stored as a keyed hash)."""
+    secret = generate_secret()
+    now = ctx.clock.now()
+    with transaction(ctx.sessions) as session:
+        user = User(
+            id=uuid.uuid4(),
+            user_id=identity.allocate_user_id(session, kind=UserKind.technical),
+            kind=UserKind.technical,
+            status=status,
+            email=None,
+            email_normalized=None,
+            given_name="",
+            family_name="",
+            display_name=display_name,
+            password_hash=identity.KEYED_PREFIX + ctx.secret_hasher.hash(secret),
+            password_changed_at=now,
+            owner_id=owner.id,
+            created_at=now,
+            updated_at=now,
+            activated_at=now if status is UserStatus.active else None,
+        )
+        session.add(user)
+    return user, secret
+
+
+def admin(ctx: AppContext, **kwargs: object) -> User:
+    """A platform administrator."""
+    return person(ctx, platform_admin=True, given_name="Pat", family_name="Admin", **kwargs)  # type: ignore[arg-type]

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 from starlette.staticfiles import StaticFiles
 
 from ostiary import __version__
+from ostiary.api import access as access_api
 from ostiary.api import errors
 from ostiary.api import identity as identity_api
+from ostiary.api import tenancy as tenancy_api
+from ostiary.api import users as users_api
 from ostiary.console import views as console
 from ostiary.context import AppContext, build_context
 from ostiary.ops import BodyLimitMiddleware, Metrics, ObservabilityMiddleware
@@ -25,7 +31,17 @@ the console session cookie plus `X-CSRF-Token` for unsafe methods. Errors are JS
 def create_app(settings: Settings, *, ctx: AppContext | None = None) -> FastAPI:
     """Build the ASGI application; the schema must already be migrated."""
     ctx = ctx or build_context(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        ctx.grants.start()
+        try:
+            yield
+        finally:
+            ctx.grants.stop()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Ostiary",
         version=__version__,
         description=DESCRIPTION,
@@ -37,6 +53,9 @@ def create_app(settings: Settings, *, ctx: AppContext | None = None) -> FastAPI:
     metrics = Metrics()
     errors.install(app)
     app.include_router(identity_api.router)
+    app.include_router(tenancy_api.router)
+    app.include_router(access_api.router)
+    app.include_router(users_api.router)
     app.include_router(console.router)
     app.mount("/static", StaticFiles(packages=[("ostiary.console", "static")]), name="static")
     for route in ops_routes(ctx, metrics):

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from ostiary.access.snapshot import SnapshotCache
 from ostiary.clock import Clock, SystemClock
 from ostiary.crypto import KeyedHasher
 from ostiary.db import make_engine, make_session_factory
@@ -31,12 +32,14 @@ class AppContext:
     secret_key: bytes
     transport: MailTransport
     throttle: SigninThrottle
+    grants: SnapshotCache = field(init=False)
     token_hasher: KeyedHasher = field(init=False)
     secret_hasher: KeyedHasher = field(init=False)
 
     def __post_init__(self) -> None:
         self.token_hasher = KeyedHasher(self.secret_key, "link-token")
         self.secret_hasher = KeyedHasher(self.secret_key, "generated-secret")
+        self.grants = SnapshotCache(self.read_sessions)
 
     @property
     def development(self) -> bool:

@@ -9,6 +9,7 @@
     ├── PermissionDenied         (403 forbidden)
     ├── NotFound                 (404 not_found)
     ├── Conflict                 (409 conflict)
+    │   └── LimitExceeded        (409 plan_limit)        the sub-account's plan allows no more
     ├── PayloadTooLarge          (413 payload_too_large)
     └── Throttled                (429 too_many_requests)
 
@@ -66,10 +67,27 @@ class PasswordExpired(OstiaryError):
 
 
 class PermissionDenied(OstiaryError):
-    """The caller is known but may not do this."""
+    """The caller is known but may not do this.
+
+    ``reason`` (the missing link, from ``Deny``) is for the audit trail only; the web layer
+    records it with ``actor`` and ``subdomain`` after the failed transaction rolled back.
+    """
 
     status_code = 403
     code = "forbidden"
+
+    def __init__(
+        self,
+        detail: str = "",
+        *,
+        reason: str = "",
+        actor: str | None = None,
+        subdomain: str | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.actor = actor
+        self.subdomain = subdomain
 
 
 class NotFound(OstiaryError):
@@ -84,6 +102,12 @@ class Conflict(OstiaryError):
 
     status_code = 409
     code = "conflict"
+
+
+class LimitExceeded(Conflict):
+    """The sub-account's plan allows no more of something (SPEC C2: limits, never hiding)."""
+
+    code = "plan_limit"
 
 
 class PayloadTooLarge(OstiaryError):

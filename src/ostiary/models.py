@@ -1,7 +1,17 @@
 """Imports every domain's tables so ``Base.metadata`` is complete (for Alembic)."""
 
+from ostiary.access import models as access_models
+from ostiary.audit import models as audit_models
 from ostiary.db import Base
 from ostiary.identity import models as identity_models
 from ostiary.mail import models as mail_models
+from ostiary.tenancy import models as tenancy_models
 
-__all__ = ["Base", "identity_models", "mail_models"]
+__all__ = [
+    "Base",
+    "access_models",
+    "audit_models",
+    "identity_models",
+    "mail_models",
+    "tenancy_models",
+]

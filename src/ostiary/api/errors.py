@@ -5,12 +5,16 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
-from ostiary.errors import AuthenticationFailed, OstiaryError, Throttled
+from ostiary.audit.actions import AuditAction
+from ostiary.audit.service import record
+from ostiary.db import transaction
+from ostiary.errors import AuthenticationFailed, OstiaryError, PermissionDenied, Throttled
 
 log = logging.getLogger("ostiary.api")
 
@@ -48,7 +52,24 @@ async def _ostiary_error(request: Request, exc: Exception) -> Response:
         )
     if isinstance(exc, Throttled):
         headers["Retry-After"] = str(exc.retry_after)
+    if isinstance(exc, PermissionDenied) and exc.reason and exc.actor:
+        # The failed transaction has rolled back by now; the denial gets its own.
+        await anyio.to_thread.run_sync(_audit_denial, request, exc)
     return error_response(exc.status_code, exc.code, exc.detail, headers)
+
+
+def _audit_denial(request: Request, exc: PermissionDenied) -> None:
+    ctx = request.app.state.ctx
+    with transaction(ctx.sessions) as session:
+        record(
+            session,
+            clock=ctx.clock,
+            actor=exc.actor or "anonymous",
+            action=AuditAction.access_denied,
+            target=f"{request.method} {request.url.path}",
+            subdomain=exc.subdomain,
+            reason=exc.reason,
+        )
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:

@@ -63,7 +63,9 @@ def serve(
         err.print(
             f"[bold yellow]First start:[/bold yellow] platform administrator "
             f"[bold]{generated.user_id}[/bold] ({generated.email}), one-time password "
-            f"[bold]{generated.password}[/bold] (it must be changed at first sign-in)."
+            f"[bold]{generated.password}[/bold] (it must be changed at first sign-in).",
+            # One line even when stderr is a log file: a wrapped secret is easy to mis-copy.
+            soft_wrap=True,
         )
     uvicorn.run(
         "ostiary.asgi:app_from_env",

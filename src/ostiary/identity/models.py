@@ -80,7 +80,14 @@ class User(Base):
     password_hash: Mapped[str | None] = mapped_column(String(255))
     password_changed_at: Mapped[datetime | None]
     is_platform_admin: Mapped[bool] = mapped_column(default=False)
-    owner_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
+    #: The person who owns a technical user (SPEC C5).
+    owner_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    #: A technical user's home sub-account, if it was created for one.
+    home_subaccount_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("subaccounts.id", ondelete="SET NULL"), index=True
+    )
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     activated_at: Mapped[datetime | None]

@@ -1,0 +1,1 @@
+"""Roles, role collections, assignments and the one access decision."""

@@ -1,0 +1,76 @@
+"""The one access decision: a caller's grants in a sub-account against a requirement.
+
+Every part of Ostiary (admin API, console, runtime, OAuth) calls ``decide``. It returns
+``Allow`` or ``Deny(reason)``; the reason goes to the audit log and the access
+explanation, never to a runtime caller.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ostiary.access.permissions import Permission, permissions_of
+from ostiary.identity.models import UserStatus
+
+
+@dataclass(frozen=True)
+class RoleRequirement:
+    """An application role of the tenant, e.g. ``ESBMessaging.send``."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class Grants:
+    """What one user holds in one sub-account, from the database or a snapshot."""
+
+    user_id: str
+    status: UserStatus
+    is_platform_admin: bool
+    subdomain: str
+    member_roles: frozenset[str] = frozenset()
+    #: Application role name → the role collections that give it.
+    roles: dict[str, frozenset[str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Allow:
+    """Access granted; ``because`` says through what."""
+
+    because: str
+
+
+@dataclass(frozen=True)
+class Deny:
+    """Access refused; ``reason`` names the missing link (for audit and explanation only)."""
+
+    reason: str
+
+
+Decision = Allow | Deny
+
+
+def decide(grants: Grants, requirement: Permission | RoleRequirement) -> Decision:
+    """Whether ``grants`` satisfy ``requirement`` in their sub-account."""
+    if grants.status is not UserStatus.active:
+        return Deny(f"user {grants.user_id} is {grants.status.value}, not active")
+    if isinstance(requirement, RoleRequirement):
+        collections = grants.roles.get(requirement.name)
+        if not collections:
+            return Deny(
+                f"user {grants.user_id} holds no role collection with role {requirement.name} "
+                f"in sub-account {grants.subdomain}"
+            )
+        return Allow(
+            f"role {requirement.name} through role collection(s) {', '.join(sorted(collections))}"
+        )
+    if grants.is_platform_admin:
+        return Allow("platform administrator")
+    if not grants.member_roles:
+        return Deny(f"user {grants.user_id} is not a member of sub-account {grants.subdomain}")
+    if requirement in permissions_of(grants.member_roles):
+        return Allow(f"member role(s) {', '.join(sorted(grants.member_roles))}")
+    return Deny(
+        f"member role(s) {', '.join(sorted(grants.member_roles))} of {grants.user_id} "
+        f"in {grants.subdomain} do not include {requirement.value}"
+    )

@@ -1,0 +1,36 @@
+"""The grants version: one counter bumped in every transaction that changes who may do what.
+
+Every worker and node polls it (one indexed row) and reloads its snapshot when it moved,
+so a change reaches all of them within the poll interval.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from ostiary.identity.models import IdCounter
+
+GRANTS = "version:grants"
+
+
+def bump(session: Session) -> None:
+    """Mark the grants as changed (in the caller's transaction)."""
+    moved = session.execute(
+        update(IdCounter)
+        .where(IdCounter.name == GRANTS)
+        .values(value=IdCounter.value + 1)
+        .returning(IdCounter.value)
+    ).scalar()
+    if moved is None:
+        try:
+            with session.begin_nested():
+                session.add(IdCounter(name=GRANTS, value=1))
+        except IntegrityError:
+            bump(session)
+
+
+def current(session: Session) -> int:
+    """The current grants version (0 before the first change)."""
+    return session.scalar(select(IdCounter.value).where(IdCounter.name == GRANTS)) or 0

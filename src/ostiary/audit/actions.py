@@ -1,0 +1,28 @@
+"""Audit event tags, ``scope:object:verb``."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class AuditAction(StrEnum):
+    """Every kind of audit event Ostiary writes."""
+
+    subaccount_created = "subaccount:created"
+    subaccount_updated = "subaccount:updated"
+    subaccount_deleted = "subaccount:deleted"
+    member_added = "subaccount:member:added"
+    member_changed = "subaccount:member:changed"
+    member_removed = "subaccount:member:removed"
+    role_created = "subaccount:role:created"
+    role_deleted = "subaccount:role:deleted"
+    role_collection_created = "subaccount:role_collection:created"
+    role_collection_changed = "subaccount:role_collection:changed"
+    role_collection_deleted = "subaccount:role_collection:deleted"
+    assignments_changed = "subaccount:assignments:changed"
+    technical_user_created = "user:technical:created"
+    technical_user_password_reset = "user:technical:password_reset"
+    technical_user_owner_changed = "user:technical:owner_changed"
+    user_converted = "user:converted_to_technical"
+    user_status_changed = "user:status_changed"
+    access_denied = "access:denied"

@@ -1,0 +1,304 @@
+"""Technical users: machine identities owned by a person, with generated secrets (SPEC C3, C5).
+
+A technical user's password is generated (256 bits) and stored as a keyed hash: it is not
+human-chosen, so it needs no argon2, and the runtime can verify it in microseconds.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session, aliased
+
+from ostiary.access import versions
+from ostiary.access.models import RoleCollection, RoleCollectionAssignment, RoleCollectionRole
+from ostiary.audit.actions import AuditAction
+from ostiary.audit.service import record
+from ostiary.context import AppContext
+from ostiary.crypto import generate_secret
+from ostiary.errors import Conflict, InvalidInput, PermissionDenied
+from ostiary.identity import sessions
+from ostiary.identity.models import User, UserKind, UserStatus
+from ostiary.identity.service import KEYED_PREFIX, allocate_user_id
+from ostiary.tenancy.models import Member, MemberRole, Subaccount
+from ostiary.tenancy.service import check_limit
+
+
+@dataclass(frozen=True)
+class IssuedSecret:
+    """A technical user and its new secret, to be shown exactly once."""
+
+    user: User
+    secret: str
+
+
+def _new_secret(ctx: AppContext) -> tuple[str, str]:
+    secret = generate_secret(32)
+    return secret, KEYED_PREFIX + ctx.secret_hasher.hash(secret)
+
+
+def _require_active_person(user: User, what: str) -> None:
+    if user.kind is not UserKind.person or user.status is not UserStatus.active:
+        raise InvalidInput(f"{what} must be an active person")
+
+
+def create(
+    session: Session,
+    ctx: AppContext,
+    *,
+    creator: User,
+    display_name: str,
+    description: str = "",
+    home: Subaccount | None = None,
+    email: str | None = None,
+) -> IssuedSecret:
+    """Create a technical user owned by ``creator``; no mailbox needed (SPEC C3)."""
+    if creator.kind is not UserKind.person:
+        raise PermissionDenied("only persons create technical users")
+    if not display_name.strip():
+        raise InvalidInput("display_name must not be empty")
+    if home is not None:
+        check_limit(session, subaccount=home, what="technical_users")
+    secret, stored = _new_secret(ctx)
+    now = ctx.clock.now()
+    user = User(
+        id=uuid.uuid4(),
+        user_id=allocate_user_id(session, kind=UserKind.technical),
+        kind=UserKind.technical,
+        status=UserStatus.active,
+        email=email,
+        email_normalized=email.strip().lower() if email else None,
+        display_name=display_name.strip(),
+        description=description,
+        password_hash=stored,
+        password_changed_at=now,
+        owner_id=creator.id,
+        home_subaccount_id=home.id if home else None,
+        created_at=now,
+        updated_at=now,
+        activated_at=now,
+    )
+    session.add(user)
+    session.flush()
+    record(
+        session,
+        clock=ctx.clock,
+        actor=creator.user_id,
+        action=AuditAction.technical_user_created,
+        target=user.user_id,
+        subdomain=home.subdomain if home else None,
+        after={"display_name": user.display_name, "owner": creator.user_id},
+    )
+    versions.bump(session)
+    return IssuedSecret(user, secret)
+
+
+def may_manage(session: Session, *, actor: User, user: User) -> bool:
+    """Owners, platform administrators and Administrators of a sub-account where the technical
+    user lives, is a member or holds roles may reset, transfer and inspect it."""
+    if actor.is_platform_admin or user.owner_id == actor.id:
+        return True
+    admin_of = {
+        sub_id
+        for sub_id, roles in session.execute(
+            select(Member.subaccount_id, Member.roles).where(Member.user_id == actor.id)
+        )
+        if MemberRole.administrator.value in roles
+    }
+    return bool(admin_of & subaccounts_of(session, user=user))
+
+
+def subaccounts_of(session: Session, *, user: User) -> set[uuid.UUID]:
+    """Sub-accounts where ``user`` is at home, a member, or holds a role collection."""
+    found = {user.home_subaccount_id} if user.home_subaccount_id else set()
+    found |= set(session.scalars(select(Member.subaccount_id).where(Member.user_id == user.id)))
+    found |= set(
+        session.scalars(
+            select(RoleCollection.subaccount_id)
+            .join(
+                RoleCollectionAssignment,
+                RoleCollectionAssignment.collection_id == RoleCollection.id,
+            )
+            .where(RoleCollectionAssignment.user_id == user.id)
+        )
+    )
+    return found
+
+
+def _require_manager(session: Session, *, actor: User, user: User) -> None:
+    if user.kind is not UserKind.technical:
+        raise InvalidInput(f"{user.user_id} is not a technical user")
+    if not may_manage(session, actor=actor, user=user):
+        raise PermissionDenied(f"only the owner or an administrator may manage {user.user_id}")
+
+
+def reset_secret(session: Session, ctx: AppContext, *, actor: User, user: User) -> IssuedSecret:
+    """Replace the technical user's secret; the old one stops working at once."""
+    _require_manager(session, actor=actor, user=user)
+    secret, stored = _new_secret(ctx)
+    user.password_hash = stored
+    user.password_changed_at = ctx.clock.now()
+    user.updated_at = ctx.clock.now()
+    record(
+        session,
+        clock=ctx.clock,
+        actor=actor.user_id,
+        action=AuditAction.technical_user_password_reset,
+        target=user.user_id,
+    )
+    versions.bump(session)
+    return IssuedSecret(user, secret)
+
+
+def transfer(session: Session, ctx: AppContext, *, actor: User, user: User, owner: User) -> None:
+    """Make ``owner`` the owner of the technical user."""
+    _require_manager(session, actor=actor, user=user)
+    _require_active_person(owner, "the new owner")
+    before = user.owner_id
+    previous = session.get(User, before) if before else None
+    user.owner_id = owner.id
+    user.updated_at = ctx.clock.now()
+    record(
+        session,
+        clock=ctx.clock,
+        actor=actor.user_id,
+        action=AuditAction.technical_user_owner_changed,
+        target=user.user_id,
+        before={"owner": previous.user_id if previous else None},
+        after={"owner": owner.user_id},
+    )
+
+
+def convert(session: Session, ctx: AppContext, *, actor: User, person: User, owner: User) -> None:
+    """Turn a self-registered person (a P-user made the seed's way) into a technical user.
+
+    It keeps its user ID, password and grants, moves to the technical password policy (no
+    forced expiry), can no longer use the console, and gets an owner.
+    """
+    if person.kind is not UserKind.person:
+        raise InvalidInput(f"{person.user_id} is already a technical user")
+    if person.is_platform_admin:
+        raise Conflict("a platform administrator cannot become a technical user")
+    _require_active_person(owner, "the owner")
+    if owner.id == person.id:
+        raise InvalidInput("a technical user cannot own itself")
+    person.kind = UserKind.technical
+    person.owner_id = owner.id
+    person.updated_at = ctx.clock.now()
+    if person.status is UserStatus.pending:
+        person.status = UserStatus.active
+    sessions.end_all_for(session, user=person)
+    record(
+        session,
+        clock=ctx.clock,
+        actor=actor.user_id,
+        action=AuditAction.user_converted,
+        target=person.user_id,
+        before={"kind": "person"},
+        after={"kind": "technical", "owner": owner.user_id},
+    )
+    versions.bump(session)
+
+
+@dataclass(frozen=True)
+class InventoryRow:
+    """One technical user as the inventory shows it (SPEC C5)."""
+
+    user: User
+    owner: User | None
+    ownerless: bool
+    credentials: list[dict[str, object]]
+    role_collections: list[str]
+    roles: list[str]
+    last_used_at: datetime | None = None
+    member_roles: list[str] = field(default_factory=list)
+
+
+def inventory(
+    session: Session,
+    *,
+    subaccount: Subaccount,
+    search: str = "",
+    limit: int = 50,
+    after: str | None = None,
+) -> list[InventoryRow]:
+    """Technical users at home in, members of, or holding roles in ``subaccount``."""
+    holders = (
+        select(RoleCollectionAssignment.user_id)
+        .join(RoleCollection, RoleCollection.id == RoleCollectionAssignment.collection_id)
+        .where(RoleCollection.subaccount_id == subaccount.id)
+    )
+    members = select(Member.user_id).where(Member.subaccount_id == subaccount.id)
+    owner = aliased(User)
+    query = (
+        select(User, owner)
+        .outerjoin(owner, owner.id == User.owner_id)
+        .where(
+            User.kind == UserKind.technical,
+            or_(
+                User.home_subaccount_id == subaccount.id, User.id.in_(holders), User.id.in_(members)
+            ),
+        )
+        .order_by(User.user_id)
+        .limit(limit)
+    )
+    if search:
+        like = f"%{search.lower()}%"
+        query = query.where(
+            or_(
+                User.user_id.ilike(like),
+                User.display_name.ilike(like),
+                User.description.ilike(like),
+                owner.user_id.ilike(like),
+            )
+        )
+    if after:
+        query = query.where(User.user_id > after)
+    rows = []
+    for user, owner_user in session.execute(query):
+        collections: dict[str, set[str]] = {}
+        for collection_name, role_name in session.execute(
+            select(RoleCollection.name, RoleCollectionRole.role_name)
+            .join(
+                RoleCollectionAssignment,
+                RoleCollectionAssignment.collection_id == RoleCollection.id,
+            )
+            .outerjoin(RoleCollectionRole, RoleCollectionRole.collection_id == RoleCollection.id)
+            .where(
+                RoleCollection.subaccount_id == subaccount.id,
+                RoleCollectionAssignment.user_id == user.id,
+            )
+        ):
+            roles = collections.setdefault(collection_name, set())
+            if role_name:
+                roles.add(role_name)
+        member_roles = (
+            session.scalar(
+                select(Member.roles).where(
+                    Member.subaccount_id == subaccount.id, Member.user_id == user.id
+                )
+            )
+            or []
+        )
+        rows.append(
+            InventoryRow(
+                user=user,
+                owner=owner_user,
+                ownerless=owner_user is None or owner_user.status is not UserStatus.active,
+                credentials=[
+                    {
+                        "kind": "password",
+                        "created_at": user.password_changed_at,
+                        "expires_at": None,
+                        "status": "active" if user.password_hash else "none",
+                    }
+                ],
+                role_collections=sorted(collections),
+                roles=sorted(set().union(*collections.values())) if collections else [],
+                member_roles=list(member_roles),
+            )
+        )
+    return rows

@@ -1,0 +1,1 @@
+"""Sub-accounts of the global account, their plans and members."""

@@ -9,6 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ostiary.cli.tenancy import assign_app, collection_app, member_app, subaccount_app
+from ostiary.cli.users import audit_app, technical_app
 from ostiary.identity.models import UserKind
 from ostiary.settings import Settings
 
@@ -23,6 +25,12 @@ db_app = typer.Typer(help="Database schema: migrate and check.", no_args_is_help
 policy_app = typer.Typer(help="Password policies per user kind.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(policy_app, name="policy")
+app.add_typer(subaccount_app, name="subaccount")
+app.add_typer(member_app, name="member")
+app.add_typer(collection_app, name="role-collection")
+app.add_typer(assign_app, name="assign")
+app.add_typer(technical_app, name="technical-user")
+app.add_typer(audit_app, name="audit")
 console = Console()
 err = Console(stderr=True)
 

@@ -11,6 +11,7 @@ from ostiary.access.snapshot import SnapshotCache
 from ostiary.clock import Clock, SystemClock
 from ostiary.crypto import KeyedHasher
 from ostiary.db import make_engine, make_session_factory
+from ostiary.identity.credential_cache import VerifiedCredentialCache
 from ostiary.identity.passwords import PasswordHasher
 from ostiary.identity.throttle import SigninThrottle
 from ostiary.mail.transport import MailTransport, OutboxOnlyTransport, SmtpTransport
@@ -33,6 +34,7 @@ class AppContext:
     transport: MailTransport
     throttle: SigninThrottle
     grants: SnapshotCache = field(init=False)
+    verified: VerifiedCredentialCache = field(init=False)
     token_hasher: KeyedHasher = field(init=False)
     secret_hasher: KeyedHasher = field(init=False)
 
@@ -40,6 +42,7 @@ class AppContext:
         self.token_hasher = KeyedHasher(self.secret_key, "link-token")
         self.secret_hasher = KeyedHasher(self.secret_key, "generated-secret")
         self.grants = SnapshotCache(self.read_sessions)
+        self.verified = VerifiedCredentialCache(KeyedHasher(self.secret_key, "verified-cache"))
 
     @property
     def development(self) -> bool:

@@ -263,7 +263,13 @@ def authenticate(
     """
     ctx.throttle.check(account=identifier, address=address)
     user = find_by_identifier(session, identifier) if len(identifier) <= 320 else None
-    ok = verify_secret(ctx, user, password)
+    cache_key = ctx.verified.key(identifier, password)
+    if user is not None and ctx.verified.matches(cache_key, user.password_hash):
+        ok = True  # verified against this very hash moments ago; skip argon2
+    else:
+        ok = verify_secret(ctx, user, password)
+        if ok and user is not None and user.password_hash:
+            ctx.verified.remember(cache_key, user.password_hash)
     if user is None or not ok:
         ctx.throttle.failed(account=identifier, address=address)
         raise AuthenticationFailed(reason="unknown user" if user is None else "wrong password")

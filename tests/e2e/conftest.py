@@ -123,7 +123,7 @@ def start_server(
     servers: list[Server] = []
     request.node.ostiary_servers = servers
 
-    def start(*, admin: bool = True, **extra: str) -> Server:
+    def start(*, admin: bool = True, workers: int = 1, **extra: str) -> Server:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         home = tmp_path / f"server-{len(servers)}"
@@ -143,7 +143,16 @@ def start_server(
         stdout, stderr = home / "stdout.log", home / "stderr.log"
         with stdout.open("wb") as out, stderr.open("wb") as err:
             process = subprocess.Popen(
-                [*ostiary_command(), "serve", "--host", "127.0.0.1", "--port", str(port)],
+                [
+                    *ostiary_command(),
+                    "serve",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--workers",
+                    str(workers),
+                ],
                 env=env,
                 cwd=home,
                 stdin=subprocess.DEVNULL,

@@ -2,23 +2,32 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
+from starlette.routing import Route
 from starlette.staticfiles import StaticFiles
 
 from ostiary import __version__
 from ostiary.api import access as access_api
 from ostiary.api import errors
 from ostiary.api import identity as identity_api
+from ostiary.api import runtime as runtime_api
 from ostiary.api import tenancy as tenancy_api
 from ostiary.api import users as users_api
+from ostiary.console import security_views as console_security
+from ostiary.console import technical_views as console_technical
+from ostiary.console import tenancy_views as console_tenancy
 from ostiary.console import views as console
 from ostiary.context import AppContext, build_context
 from ostiary.ops import BodyLimitMiddleware, Metrics, ObservabilityMiddleware
 from ostiary.ops import routes as ops_routes
+from ostiary.runtime.endpoint import Runtime
+from ostiary.runtime.maintenance import flush_last_use, maintenance
 from ostiary.settings import Settings
 
 DESCRIPTION = """Ostiary's admin API: the identity directory, sub-accounts, access and credentials.
@@ -32,12 +41,21 @@ def create_app(settings: Settings, *, ctx: AppContext | None = None) -> FastAPI:
     """Build the ASGI application; the schema must already be migrated."""
     ctx = ctx or build_context(settings)
 
+    runtime = Runtime(ctx)
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         ctx.grants.start()
+        await runtime.writer.start()
+        housekeeping = asyncio.create_task(maintenance(ctx, runtime), name="ostiary-maintenance")
         try:
             yield
         finally:
+            housekeeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await housekeeping
+            flush_last_use(runtime)
+            await runtime.close()
             ctx.grants.stop()
 
     app = FastAPI(
@@ -50,16 +68,25 @@ def create_app(settings: Settings, *, ctx: AppContext | None = None) -> FastAPI:
         openapi_url="/openapi.json",
     )
     app.state.ctx = ctx
+    app.state.runtime = runtime
     metrics = Metrics()
     errors.install(app)
     app.include_router(identity_api.router)
     app.include_router(tenancy_api.router)
     app.include_router(access_api.router)
     app.include_router(users_api.router)
+    app.include_router(runtime_api.router)
     app.include_router(console.router)
+    app.include_router(console_tenancy.router)
+    app.include_router(console_security.router)
+    app.include_router(console_technical.router)
     app.mount("/static", StaticFiles(packages=[("ostiary.console", "static")]), name="static")
     for route in ops_routes(ctx, metrics):
         app.router.routes.append(route)
+    # The hot path: a plain Starlette route (see ostiary/runtime/endpoint.py for why).
+    app.router.routes.append(
+        Route("/t/{subdomain}/http/{path:path}", runtime.handle, methods=["POST", "PUT"])
+    )
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from ostiary.access import versions
 from ostiary.access.snapshot import SnapshotCache
 from ostiary.clock import Clock, SystemClock
 from ostiary.crypto import KeyedHasher
@@ -42,7 +43,12 @@ class AppContext:
         self.token_hasher = KeyedHasher(self.secret_key, "link-token")
         self.secret_hasher = KeyedHasher(self.secret_key, "generated-secret")
         self.grants = SnapshotCache(self.read_sessions)
+        event.listen(self.sessions, "after_commit", self._after_commit)
         self.verified = VerifiedCredentialCache(KeyedHasher(self.secret_key, "verified-cache"))
+
+    def _after_commit(self, session: Session) -> None:
+        if session.info.pop(versions.CHANGED, False):
+            self.grants.mark_stale()
 
     @property
     def development(self) -> bool:

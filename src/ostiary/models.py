@@ -5,6 +5,7 @@ from ostiary.audit import models as audit_models
 from ostiary.db import Base
 from ostiary.identity import models as identity_models
 from ostiary.mail import models as mail_models
+from ostiary.runtime import models as runtime_models
 from ostiary.tenancy import models as tenancy_models
 
 __all__ = [
@@ -13,5 +14,6 @@ __all__ = [
     "audit_models",
     "identity_models",
     "mail_models",
+    "runtime_models",
     "tenancy_models",
 ]

@@ -13,6 +13,7 @@ from prometheus_client import (
     generate_latest,
 )
 from sqlalchemy import text
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
@@ -119,7 +120,7 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise _BodyTooLarge
+                    raise _BodyTooLarge(self.max_bytes)
             return message
 
         try:
@@ -138,8 +139,15 @@ class BodyLimitMiddleware:
         await response(scope, receive, send)
 
 
-class _BodyTooLarge(Exception):
-    pass
+class _BodyTooLarge(HTTPException):
+    """Raised from ``receive`` once a body without Content-Length grows past the limit.
+
+    An ``HTTPException`` because FastAPI turns any other error raised while it reads the
+    body into a generic 400; this one it re-raises, and the error handler answers 413.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(413, f"the body exceeds {max_bytes} bytes")
 
 
 def routes(ctx: AppContext, metrics: Metrics) -> list[Route]:

@@ -28,13 +28,39 @@ log = logging.getLogger("ostiary.access")
 
 @dataclass(frozen=True)
 class UserFacts:
-    """What the snapshot knows of one user."""
+    """What the snapshot knows of one user (the stored hash lets the runtime verify
+    credentials without a query)."""
 
     id: uuid.UUID
     user_id: str
     kind: UserKind
     status: UserStatus
     is_platform_admin: bool
+    password_hash: str | None = None
+
+
+@dataclass(frozen=True)
+class FlowFacts:
+    """What the runtime needs of one flow."""
+
+    id: uuid.UUID
+    path: str
+    required_role: str
+    auth: frozenset[str]
+    mode: str
+    receiver_url: str | None
+    timeout_seconds: float
+    max_bytes: int
+    enabled: bool
+
+
+@dataclass(frozen=True)
+class SubaccountFacts:
+    """What the runtime needs of one sub-account."""
+
+    id: uuid.UUID
+    subdomain: str
+    basic_auth_allowed: bool
 
 
 @dataclass(frozen=True)
@@ -43,11 +69,24 @@ class GrantSnapshot:
 
     version: int
     users: dict[str, UserFacts] = field(default_factory=dict)
+    #: Persons' normalised e-mail → user ID, for Basic auth by e-mail.
+    emails: dict[str, str] = field(default_factory=dict)
     subaccounts: dict[str, uuid.UUID] = field(default_factory=dict)
+    subaccount_facts: dict[str, SubaccountFacts] = field(default_factory=dict)
+    #: (subdomain, path) → flow.
+    flows: dict[tuple[str, str], FlowFacts] = field(default_factory=dict)
     member_roles: dict[tuple[uuid.UUID, uuid.UUID], frozenset[str]] = field(default_factory=dict)
     roles: dict[tuple[uuid.UUID, uuid.UUID], dict[str, frozenset[str]]] = field(
         default_factory=dict
     )
+
+    def find_user(self, identifier: str) -> UserFacts | None:
+        """The user named by a user ID or a person's e-mail."""
+        identifier = identifier.strip()
+        if "@" in identifier:
+            user_id = self.emails.get(identifier.lower())
+            return self.users.get(user_id) if user_id else None
+        return self.users.get(identifier.upper())
 
     def grants(self, *, user_id: str, subdomain: str) -> Grants | None:
         """The grants of a user in a sub-account; ``None`` if either is unknown."""
@@ -68,14 +107,50 @@ class GrantSnapshot:
 
 def load(session: Session) -> GrantSnapshot:
     """Read the whole snapshot in one transaction."""
+    from ostiary.runtime.models import Flow
+
     version = versions.current(session)
-    users = {
-        u.user_id: UserFacts(u.id, u.user_id, u.kind, u.status, u.is_platform_admin)
-        for u in session.execute(
-            select(User.id, User.user_id, User.kind, User.status, User.is_platform_admin)
-        ).all()
+    users: dict[str, UserFacts] = {}
+    emails: dict[str, str] = {}
+    for u in session.execute(
+        select(
+            User.id,
+            User.user_id,
+            User.kind,
+            User.status,
+            User.is_platform_admin,
+            User.password_hash,
+            User.email_normalized,
+        )
+    ):
+        users[u.user_id] = UserFacts(
+            u.id, u.user_id, u.kind, u.status, u.is_platform_admin, u.password_hash
+        )
+        if u.kind is UserKind.person and u.email_normalized:
+            emails[u.email_normalized] = u.user_id
+    facts = {
+        row.subdomain: SubaccountFacts(row.id, row.subdomain, row.basic_auth_allowed)
+        for row in session.execute(
+            select(Subaccount.id, Subaccount.subdomain, Subaccount.basic_auth_allowed)
+        )
     }
-    subaccounts = {s: i for i, s in session.execute(select(Subaccount.id, Subaccount.subdomain))}
+    subaccounts = {sd: fact.id for sd, fact in facts.items()}
+    by_id = {fact.id: sd for sd, fact in facts.items()}
+    flows = {
+        (by_id[flow.subaccount_id], flow.path): FlowFacts(
+            flow.id,
+            flow.path,
+            flow.required_role,
+            frozenset(flow.auth),
+            flow.mode.value,
+            flow.receiver_url,
+            flow.timeout_seconds,
+            flow.max_bytes,
+            flow.enabled,
+        )
+        for flow in session.scalars(select(Flow))
+        if flow.subaccount_id in by_id
+    }
     member_roles = {
         (user_id, sub_id): frozenset(roles)
         for user_id, sub_id, roles in session.execute(
@@ -98,7 +173,10 @@ def load(session: Session) -> GrantSnapshot:
     return GrantSnapshot(
         version=version,
         users=users,
+        emails=emails,
         subaccounts=subaccounts,
+        subaccount_facts=facts,
+        flows=flows,
         member_roles=member_roles,
         roles={k: {r: frozenset(c) for r, c in v.items()} for k, v in roles.items()},
     )
@@ -114,22 +192,36 @@ class SnapshotCache:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._wanted_generation = 0
+        self._loaded_generation = 0
+        self._generation_lock = threading.Lock()
 
     def get(self) -> GrantSnapshot:
-        """The current snapshot (loaded on first use)."""
+        """The current snapshot (loaded on first use, and at once after a local change)."""
         snapshot = self._snapshot
-        if snapshot is None:
+        if snapshot is None or self._loaded_generation != self._wanted_generation:
             return self.refresh()
         return snapshot
 
+    def mark_stale(self) -> None:
+        """This process committed a change: the next ``get`` reloads before answering."""
+        with self._generation_lock:
+            self._wanted_generation += 1
+
     def refresh(self) -> GrantSnapshot:
-        """Reload now if the version moved (or nothing is loaded yet)."""
+        """Reload now if the version moved (or nothing is loaded yet).
+
+        The generation is read under the lock *before* the version, so a change committed
+        after this refresh began leaves the snapshot marked stale, and the next ``get``
+        waits for a fresh one instead of returning this one.
+        """
         with self._lock:
+            generation = self._wanted_generation
             with self._sessions() as session, session.begin():
                 version = versions.current(session)
-                if self._snapshot is not None and self._snapshot.version == version:
-                    return self._snapshot
-                self._snapshot = load(session)
+                if self._snapshot is None or self._snapshot.version != version:
+                    self._snapshot = load(session)
+            self._loaded_generation = max(self._loaded_generation, generation)
             return self._snapshot
 
     def start(self) -> None:

@@ -13,10 +13,16 @@ from sqlalchemy.orm import Session
 from ostiary.identity.models import IdCounter
 
 GRANTS = "version:grants"
+CHANGED = "ostiary.grants_changed"
 
 
 def bump(session: Session) -> None:
-    """Mark the grants as changed (in the caller's transaction)."""
+    """Mark the grants as changed (in the caller's transaction).
+
+    Other processes see the new version at their next poll; this process reloads at once
+    after the commit (``AppContext`` listens for ``CHANGED`` in the session's info).
+    """
+    session.info[CHANGED] = True
     moved = session.execute(
         update(IdCounter)
         .where(IdCounter.name == GRANTS)

@@ -8,6 +8,7 @@ from typing import Any
 import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
@@ -91,6 +92,15 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     )
 
 
+async def _data_error(request: Request, exc: Exception) -> Response:
+    # The database refused a value the request carried (a NUL character in a PostgreSQL text
+    # column, a text longer than its column): the client's input is at fault, not the server.
+    log.warning("database refused a value on %s %s: %s", request.method, request.url.path, exc)
+    return error_response(
+        400, "invalid_request", "a value in the request cannot be stored (a NUL character?)"
+    )
+
+
 async def _unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unexpected error on %s %s", request.method, request.url.path)
     return error_response(500, "internal_error", "an unexpected error occurred")
@@ -101,4 +111,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(OstiaryError, _ostiary_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(DataError, _data_error)
     app.add_exception_handler(Exception, _unexpected)

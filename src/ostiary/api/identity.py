@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, BackgroundTasks, Depends
-from pydantic import BaseModel, EmailStr, Field
+from pydantic import AfterValidator, BaseModel, EmailStr, Field
 
 from ostiary.api.authn import Principal, authenticated, authenticated_allow_expired, platform_admin
 from ostiary.api.deps import context, deliver_after_response
@@ -18,9 +18,17 @@ from ostiary.identity.models import PasswordPolicy, User, UserKind
 
 router = APIRouter(prefix="/api/v1", tags=["identity"])
 
-Name = Annotated[str, Field(min_length=1, max_length=200)]
-Password = Annotated[str, Field(min_length=1, max_length=1024)]
-Token = Annotated[str, Field(min_length=1, max_length=200)]
+
+def _no_nul(value: str) -> str:
+    # PostgreSQL text cannot hold NUL, and no name, password or token needs one.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_no_nul)]
+Password = Annotated[str, Field(min_length=1, max_length=1024), AfterValidator(_no_nul)]
+Token = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_no_nul)]
 Ctx = Annotated[AppContext, Depends(context)]
 
 
@@ -119,8 +127,8 @@ def _policy_out(policy: PasswordPolicy) -> PolicyOut:
 
 def me_out(ctx: AppContext, user: User) -> MeOut:
     """Account settings as the API shows them."""
-    with transaction(ctx.sessions) as session:
-        policy = policies.get_policy(session, kind=user.kind, clock=ctx.clock)
+    with transaction(ctx.read_sessions) as session:
+        policy = policies.current_policy(session, kind=user.kind, clock=ctx.clock)
         expires = policies.password_expires_at(user, policy)
     return MeOut(
         user_id=user.user_id,
@@ -202,9 +210,9 @@ def confirm_reset(body: ResetConfirmIn, ctx: Ctx) -> None:
 @router.get("/password-policies", response_model=list[PolicyOut])
 def list_policies(ctx: Ctx, _: Principal = Depends(platform_admin)) -> list[PolicyOut]:
     """The password policy of each kind of user."""
-    with transaction(ctx.sessions) as session:
+    with transaction(ctx.read_sessions) as session:
         return [
-            _policy_out(policies.get_policy(session, kind=kind, clock=ctx.clock))
+            _policy_out(policies.current_policy(session, kind=kind, clock=ctx.clock))
             for kind in UserKind
         ]
 

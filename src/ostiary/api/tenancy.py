@@ -41,6 +41,8 @@ class SubaccountPatch(BaseModel):
     display_name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
     description: Text | None = None
     plan: Plan | None = None
+    basic_auth_allowed: bool | None = None
+    message_retention_days: Annotated[int, Field(ge=1, le=3650)] | None = None
 
 
 class SubaccountOut(BaseModel):
@@ -52,6 +54,8 @@ class SubaccountOut(BaseModel):
     plan: Plan
     limits: dict[str, int]
     usage: dict[str, int]
+    basic_auth_allowed: bool
+    message_retention_days: int
     created_at: datetime
 
 
@@ -91,6 +95,8 @@ def subaccount_out(ctx: AppContext, subaccount: Subaccount, usage: dict[str, int
         plan=subaccount.plan,
         limits=PLAN_LIMITS[subaccount.plan].as_dict(),
         usage=usage,
+        basic_auth_allowed=subaccount.basic_auth_allowed,
+        message_retention_days=subaccount.message_retention_days,
         created_at=subaccount.created_at,
     )
 
@@ -173,6 +179,8 @@ def update_subaccount(
             display_name=body.display_name,
             description=body.description,
             plan=body.plan,
+            basic_auth_allowed=body.basic_auth_allowed,
+            message_retention_days=body.message_retention_days,
         )
         return subaccount_out(ctx, subaccount, tenancy.usage(session, subaccount=subaccount))
 

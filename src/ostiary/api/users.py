@@ -212,6 +212,14 @@ def reset_technical_password(user_id: str, ctx: Ctx, principal: Caller) -> Secre
     )
 
 
+@router.delete("/technical-users/{user_id}", status_code=204)
+def delete_technical_user(user_id: str, ctx: Ctx, principal: Caller) -> None:
+    """Delete a technical user (owners and administrators); it stops working at once."""
+    with transaction(ctx.sessions) as session:
+        actor, user = _managed(session, principal, user_id)
+        technical.delete(session, ctx, actor=actor, user=user)
+
+
 @router.put("/technical-users/{user_id}/owner", response_model=UserOut)
 def transfer_technical_user(user_id: str, body: OwnerIn, ctx: Ctx, principal: Caller) -> UserOut:
     """Hand a technical user to another owner."""

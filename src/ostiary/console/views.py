@@ -229,8 +229,8 @@ def account(request: Request, ctx: Ctx) -> Response:
         return redirect(ctx, "/console/signin")
     if seen.must_change_password:
         return redirect(ctx, "/console/account/password", flash="must_change")
-    with transaction(ctx.sessions) as session:
-        policy = policies.get_policy(session, kind=seen.user.kind, clock=ctx.clock)
+    with transaction(ctx.read_sessions) as session:
+        policy = policies.current_policy(session, kind=seen.user.kind, clock=ctx.clock)
         expires = policies.password_expires_at(seen.user, policy)
     return render(request, ctx, seen, "account.html", password_expires_at=expires)
 

@@ -32,6 +32,14 @@ FLASHES = {
     "reset_sent": ("info", "If the address belongs to an account, a reset link is on its way."),
     "reset_done": ("success", "Your password was reset. Sign in with the new one."),
     "must_change": ("warning", "Your password has expired. Choose a new one to continue."),
+    "subaccount_created": ("success", "The sub-account was created. You are its Administrator."),
+    "member_added": ("success", "The member was added."),
+    "member_changed": ("success", "The member was changed."),
+    "member_removed": ("success", "The member was removed, with their role collections here."),
+    "collection_created": ("success", "The role collection was created."),
+    "role_created": ("success", "The role was created."),
+    "assignments_saved": ("success", "The role collections were saved."),
+    "owner_changed": ("success", "Ownership was transferred."),
 }
 
 

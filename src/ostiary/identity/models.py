@@ -91,6 +91,8 @@ class User(Base):
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     activated_at: Mapped[datetime | None]
+    #: Last successful use at the runtime (aggregated and flushed, not written per request).
+    last_used_at: Mapped[datetime | None]
 
 
 class PasswordHistory(Base):

@@ -37,8 +37,12 @@ DEFAULTS = {
 }
 
 
-def get_policy(session: Session, *, kind: UserKind, clock: Clock) -> PasswordPolicy:
-    """The stored policy for ``kind``, created from the defaults on first use."""
+def current_policy(session: Session, *, kind: UserKind, clock: Clock) -> PasswordPolicy:
+    """The stored policy for ``kind``, or an unsaved one from the defaults; never writes.
+
+    Sign-in checks expiry inside a read-only transaction: on SQLite a write there would
+    take the database lock and block the rehash-on-verify write that follows.
+    """
     policy = session.get(PasswordPolicy, kind)
     if policy is None:
         defaults = DEFAULTS[kind]
@@ -50,6 +54,13 @@ def get_policy(session: Session, *, kind: UserKind, clock: Clock) -> PasswordPol
             expiry_days=defaults.expiry_days,
             updated_at=clock.now(),
         )
+    return policy
+
+
+def get_policy(session: Session, *, kind: UserKind, clock: Clock) -> PasswordPolicy:
+    """The stored policy for ``kind``, created from the defaults on first use."""
+    policy = current_policy(session, kind=kind, clock=clock)
+    if policy not in session:
         session.add(policy)
         session.flush()
     return policy

@@ -16,6 +16,7 @@ from sqlalchemy import CursorResult, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from ostiary.access import versions
 from ostiary.context import AppContext
 from ostiary.crypto import generate_secret
 from ostiary.errors import (
@@ -36,7 +37,12 @@ from ostiary.identity.models import (
     UserKind,
     UserStatus,
 )
-from ostiary.identity.policy import check_new_password, get_policy, password_expires_at
+from ostiary.identity.policy import (
+    check_new_password,
+    current_policy,
+    get_policy,
+    password_expires_at,
+)
 from ostiary.mail import service as mail
 
 USER_ID_PATTERN = re.compile(r"^[PT]\d{6,}$")
@@ -74,6 +80,8 @@ def allocate_user_id(session: Session, *, kind: UserKind) -> str:
 def find_by_identifier(session: Session, identifier: str) -> User | None:
     """The user named by a user ID or (for persons) an e-mail address."""
     identifier = identifier.strip()
+    if "\x00" in identifier:
+        return None  # no name holds NUL, and PostgreSQL refuses to even compare with one
     if USER_ID_PATTERN.match(identifier.upper()):
         return session.scalar(select(User).where(User.user_id == identifier.upper()))
     if "@" in identifier:
@@ -146,6 +154,7 @@ def _set_password_hash(session: Session, ctx: AppContext, *, user: User, new_has
     user.password_hash = new_hash
     user.password_changed_at = ctx.clock.now()
     user.updated_at = ctx.clock.now()
+    versions.bump(session)  # the runtime's snapshot holds hashes: the old one must stop now
 
 
 @dataclass(frozen=True)
@@ -236,6 +245,7 @@ def activate(session: Session, ctx: AppContext, *, token: str) -> User:
     user.status = UserStatus.active
     user.activated_at = ctx.clock.now()
     user.updated_at = ctx.clock.now()
+    versions.bump(session)
     return user
 
 
@@ -298,11 +308,12 @@ def rehash(session: Session, ctx: AppContext, *, user_id: str, password: str) ->
     user = session.scalar(select(User).where(User.user_id == user_id))
     if user is not None and needs_rehash(ctx, user) and verify_secret(ctx, user, password):
         user.password_hash = ctx.passwords.hash(password)
+        versions.bump(session)
 
 
 def is_password_expired(session: Session, ctx: AppContext, *, user: User) -> bool:
-    """Whether the user's password is past its policy's expiry."""
-    policy = get_policy(session, kind=user.kind, clock=ctx.clock)
+    """Whether the user's password is past its policy's expiry (reads only)."""
+    policy = current_policy(session, kind=user.kind, clock=ctx.clock)
     expires = password_expires_at(user, policy)
     return expires is not None and expires <= ctx.clock.now()
 

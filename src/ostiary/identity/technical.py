@@ -153,6 +153,22 @@ def reset_secret(session: Session, ctx: AppContext, *, actor: User, user: User) 
     return IssuedSecret(user, secret)
 
 
+def delete(session: Session, ctx: AppContext, *, actor: User, user: User) -> None:
+    """Delete a technical user; its memberships and assignments go with it, its messages stay
+    in the MPL under its user ID."""
+    _require_manager(session, actor=actor, user=user)
+    record(
+        session,
+        clock=ctx.clock,
+        actor=actor.user_id,
+        action=AuditAction.technical_user_deleted,
+        target=user.user_id,
+        before={"display_name": user.display_name},
+    )
+    session.delete(user)
+    versions.bump(session)
+
+
 def transfer(session: Session, ctx: AppContext, *, actor: User, user: User, owner: User) -> None:
     """Make ``owner`` the owner of the technical user."""
     _require_manager(session, actor=actor, user=user)

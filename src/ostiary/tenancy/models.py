@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import JSON, Enum, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Enum, ForeignKey, String, Text, UniqueConstraint, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ostiary.db import Base
@@ -39,6 +39,10 @@ class Subaccount(Base):
     plan: Mapped[Plan] = mapped_column(
         Enum(Plan, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e])
     )
+    #: SPEC M: a sub-account may refuse HTTP Basic for all its flows.
+    basic_auth_allowed: Mapped[bool] = mapped_column(default=True, server_default=true())
+    #: Stored messages older than this are deleted by the retention job.
+    message_retention_days: Mapped[int] = mapped_column(default=30, server_default="30")
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 

@@ -105,8 +105,11 @@ def update(
     display_name: str | None = None,
     description: str | None = None,
     plan: Plan | None = None,
+    basic_auth_allowed: bool | None = None,
+    message_retention_days: int | None = None,
 ) -> Subaccount:
-    """Rename a sub-account, describe it, or change its plan (checked against current use)."""
+    """Rename or describe a sub-account, change its plan (checked against current use), allow
+    or forbid Basic authentication for its flows, set message retention."""
     before = _snapshot(subaccount)
     if display_name is not None:
         if not display_name.strip():
@@ -123,6 +126,13 @@ def update(
                 f"the {plan.value} plan allows fewer {', '.join(over)} than this sub-account has"
             )
         subaccount.plan = plan
+    if basic_auth_allowed is not None:
+        subaccount.basic_auth_allowed = basic_auth_allowed
+        versions.bump(session)
+    if message_retention_days is not None:
+        if not 1 <= message_retention_days <= 3650:
+            raise InvalidInput("message_retention_days must be between 1 and 3650")
+        subaccount.message_retention_days = message_retention_days
     subaccount.updated_at = clock.now()
     record(
         session,
@@ -140,6 +150,7 @@ def update(
 def usage(session: Session, *, subaccount: Subaccount) -> dict[str, int]:
     """How much of each plan limit the sub-account uses."""
     from ostiary.access.models import Role
+    from ostiary.runtime.models import Flow
 
     def count(query: object) -> int:
         return int(session.scalar(query) or 0)  # type: ignore[call-overload]
@@ -153,6 +164,9 @@ def usage(session: Session, *, subaccount: Subaccount) -> dict[str, int]:
         ),
         "custom_roles": count(
             select(func.count()).select_from(Role).where(Role.subaccount_id == subaccount.id)
+        ),
+        "flows": count(
+            select(func.count()).select_from(Flow).where(Flow.subaccount_id == subaccount.id)
         ),
         "role_collections": count(
             select(func.count())
@@ -185,7 +199,11 @@ def dependents(session: Session, *, subaccount: Subaccount) -> dict[str, int]:
         )
         or 0
     )
-    found = {"technical_users": used["technical_users"], "role_assignments": assignments}
+    found = {
+        "flows": used["flows"],
+        "technical_users": used["technical_users"],
+        "role_assignments": assignments,
+    }
     return {k: v for k, v in found.items() if v}
 
 

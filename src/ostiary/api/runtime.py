@@ -1,0 +1,359 @@
+"""Flows, the message processing log and the access explanation."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from sqlalchemy.orm import undefer
+from starlette.responses import Response
+
+from ostiary.access.permissions import Permission
+from ostiary.api.authn import Principal, authenticated
+from ostiary.api.deps import Cursor, Limit, Page, authorize, context
+from ostiary.context import AppContext
+from ostiary.db import transaction
+from ostiary.errors import InvalidInput, NotFound
+from ostiary.runtime import flows as flow_service
+from ostiary.runtime.explain import explain
+from ostiary.runtime.models import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_ROLE,
+    AuthMethod,
+    Flow,
+    FlowMode,
+    Message,
+    MessageStatus,
+)
+
+router = APIRouter(prefix="/api/v1/subaccounts/{subdomain}", tags=["runtime"])
+Ctx = Annotated[AppContext, Depends(context)]
+Caller = Annotated[Principal, Depends(authenticated)]
+
+
+class FlowIn(BaseModel):
+    """A new integration flow."""
+
+    path: Annotated[str, Field(min_length=1, max_length=200)]
+    required_role: Annotated[str, Field(min_length=1, max_length=100)] = DEFAULT_ROLE
+    auth: Annotated[list[AuthMethod], Field(min_length=1, max_length=3)] = [AuthMethod.basic]
+    mode: FlowMode = FlowMode.store
+    receiver_url: Annotated[str, Field(max_length=2000)] | None = None
+    timeout_seconds: Annotated[float, Field(ge=0.1, le=300)] = 30.0
+    max_bytes: Annotated[int, Field(ge=1, le=flow_service.MAX_FLOW_BYTES)] = DEFAULT_MAX_BYTES
+    enabled: bool = True
+    description: Annotated[str, Field(max_length=2000)] = ""
+
+
+class FlowPatch(BaseModel):
+    """Changes to a flow."""
+
+    required_role: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+    auth: Annotated[list[AuthMethod], Field(min_length=1, max_length=3)] | None = None
+    mode: FlowMode | None = None
+    receiver_url: Annotated[str, Field(max_length=2000)] | None = None
+    timeout_seconds: Annotated[float, Field(ge=0.1, le=300)] | None = None
+    max_bytes: Annotated[int, Field(ge=1, le=flow_service.MAX_FLOW_BYTES)] | None = None
+    enabled: bool | None = None
+    description: Annotated[str, Field(max_length=2000)] | None = None
+
+
+class FlowOut(BaseModel):
+    """An integration flow and its endpoint."""
+
+    path: str
+    endpoint: str
+    required_role: str
+    auth: list[str]
+    mode: FlowMode
+    receiver_url: str | None
+    timeout_seconds: float
+    max_bytes: int
+    enabled: bool
+    description: str
+
+
+class MessageOut(BaseModel):
+    """One entry of the message processing log."""
+
+    message_id: str
+    flow: str
+    sender: str
+    credential_id: str
+    auth_method: str
+    status: MessageStatus
+    size: int
+    content_type: str
+    business_id: str | None
+    client_address: str
+    received_at: datetime
+    duration_ms: float
+    detail: str | None
+
+
+class ExplanationOut(BaseModel):
+    """Whether a user may call a flow, and the chain behind it."""
+
+    user_id: str
+    flow: str
+    decision: str
+    missing_link: str | None
+    chain: list[str]
+    role_collections: list[str]
+    roles: list[str]
+    required_role: str | None
+
+
+def flow_out(ctx: AppContext, subdomain: str, flow: Flow) -> FlowOut:
+    """A flow as the API shows it."""
+    return FlowOut(
+        path=flow.path,
+        endpoint=f"{ctx.settings.public_url}/t/{subdomain}/http/{flow.path}",
+        required_role=flow.required_role,
+        auth=list(flow.auth),
+        mode=flow.mode,
+        receiver_url=flow.receiver_url,
+        timeout_seconds=flow.timeout_seconds,
+        max_bytes=flow.max_bytes,
+        enabled=flow.enabled,
+        description=flow.description,
+    )
+
+
+def message_out(m: Message) -> MessageOut:
+    """An MPL entry as the API shows it."""
+    return MessageOut(
+        message_id=m.id,
+        flow=m.flow_path,
+        sender=m.sender,
+        credential_id=m.credential_id,
+        auth_method=m.auth_method,
+        status=m.status,
+        size=m.size,
+        content_type=m.content_type,
+        business_id=m.business_id,
+        client_address=m.client_address,
+        received_at=m.received_at,
+        duration_ms=m.duration_ms,
+        detail=m.detail,
+    )
+
+
+@router.post("/flows", status_code=201, response_model=FlowOut)
+def create_flow(subdomain: str, body: FlowIn, ctx: Ctx, principal: Caller) -> FlowOut:
+    """Create an integration flow at ``/t/{subdomain}/http/{path}``."""
+    with transaction(ctx.sessions) as session:
+        subaccount, _ = authorize(
+            session, principal=principal, subdomain=subdomain, permission=Permission.flows_write
+        )
+        flow = flow_service.create(
+            session,
+            clock=ctx.clock,
+            actor=principal.user_id,
+            subaccount=subaccount,
+            path=body.path,
+            required_role=body.required_role,
+            auth=[a.value for a in body.auth],
+            mode=body.mode,
+            receiver_url=body.receiver_url,
+            timeout_seconds=body.timeout_seconds,
+            max_bytes=body.max_bytes,
+            enabled=body.enabled,
+            description=body.description,
+        )
+        return flow_out(ctx, subdomain, flow)
+
+
+@router.get("/flows", response_model=Page[FlowOut])
+def list_flows(
+    subdomain: str, ctx: Ctx, principal: Caller, limit: Limit = 50, cursor: Cursor = None
+) -> Page[FlowOut]:
+    """The flows of a sub-account."""
+    from ostiary.api.deps import paginate
+
+    with transaction(ctx.read_sessions) as session:
+        subaccount, _ = authorize(
+            session, principal=principal, subdomain=subdomain, permission=Permission.flows_read
+        )
+        items = [
+            flow_out(ctx, subdomain, f)
+            for f in flow_service.list_flows(session, subaccount=subaccount)
+        ]
+    return paginate(items, key=lambda f: f.path, limit=limit, cursor=cursor)
+
+
+@router.get("/flows/{path:path}", response_model=FlowOut)
+def get_flow(subdomain: str, path: str, ctx: Ctx, principal: Caller) -> FlowOut:
+    """One flow."""
+    with transaction(ctx.read_sessions) as session:
+        subaccount, _ = authorize(
+            session, principal=principal, subdomain=subdomain, permission=Permission.flows_read
+        )
+        return flow_out(ctx, subdomain, flow_service.get(session, subaccount=subaccount, path=path))
+
+
+@router.patch("/flows/{path:path}", response_model=FlowOut)
+def change_flow(subdomain: str, path: str, body: FlowPatch, ctx: Ctx, principal: Caller) -> FlowOut:
+    """Change a flow (enable/disable, role, methods, mode)."""
+    with transaction(ctx.sessions) as session:
+        subaccount, _ = authorize(
+            session, principal=principal, subdomain=subdomain, permission=Permission.flows_write
+        )
+        fields = body.model_dump(exclude_unset=True)
+        if "auth" in fields and fields["auth"] is not None:
+            fields["auth"] = [AuthMethod(a).value for a in fields["auth"]]
+        flow = flow_service.change(
+            session,
+            clock=ctx.clock,
+            actor=principal.user_id,
+            subaccount=subaccount,
+            path=path,
+            **fields,
+        )
+        return flow_out(ctx, subdomain, flow)
+
+
+@router.delete("/flows/{path:path}", status_code=204)
+def delete_flow(subdomain: str, path: str, ctx: Ctx, principal: Caller) -> None:
+    """Delete a flow; its messages stay in the MPL."""
+    with transaction(ctx.sessions) as session:
+        subaccount, _ = authorize(
+            session, principal=principal, subdomain=subdomain, permission=Permission.flows_write
+        )
+        flow_service.delete(
+            session, clock=ctx.clock, actor=principal.user_id, subaccount=subaccount, path=path
+        )
+
+
+def _cursor(value: str | None) -> tuple[datetime, str] | None:
+    if value is None:
+        return None
+    stamp, _, message_id = value.partition("|")
+    try:
+        return datetime.fromisoformat(stamp), message_id
+    except ValueError as exc:
+        raise InvalidInput("cursor is not one this API handed out") from exc
+
+
+@router.get("/messages", response_model=Page[MessageOut])
+def list_messages(
+    subdomain: str,
+    ctx: Ctx,
+    principal: Caller,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+    flow: Annotated[str | None, Query(max_length=200)] = None,
+    sender: Annotated[str | None, Query(max_length=32)] = None,
+    status: MessageStatus | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> Page[MessageOut]:
+    """The message processing log, newest first; filter by flow, sender, status, time."""
+    after = _cursor(cursor)
+    with transaction(ctx.read_sessions) as session:
+        subaccount, _ = authorize(
+            session, principal=principal, subdomain=subdomain, permission=Permission.messages_read
+        )
+        query = (
+            select(Message)
+            .where(Message.subaccount_id == subaccount.id)
+            .order_by(Message.received_at.desc(), Message.id.desc())
+            .limit(limit + 1)
+        )
+        if flow:
+            query = query.where(Message.flow_path == flow.strip("/"))
+        if sender:
+            query = query.where(Message.sender == sender.upper())
+        if status:
+            query = query.where(Message.status == status)
+        if since:
+            query = query.where(Message.received_at >= since)
+        if until:
+            query = query.where(Message.received_at < until)
+        if after:
+            stamp, message_id = after
+            query = query.where(
+                (Message.received_at < stamp)
+                | ((Message.received_at == stamp) & (Message.id < message_id))
+            )
+        rows = list(session.scalars(query))
+    items = [message_out(m) for m in rows[:limit]]
+    more = len(rows) > limit
+    last = rows[limit - 1] if more else None
+    return Page[MessageOut](
+        items=items, next_cursor=(f"{last.received_at.isoformat()}|{last.id}" if last else None)
+    )
+
+
+def _message(session: object, subaccount_id: object, message_id: str, *, payload: bool) -> Message:
+    from sqlalchemy.orm import Session
+
+    assert isinstance(session, Session)
+    query = select(Message).where(Message.id == message_id, Message.subaccount_id == subaccount_id)
+    if payload:
+        query = query.options(undefer(Message.payload))
+    found = session.scalar(query)
+    if found is None:
+        raise NotFound(f"no message {message_id}")
+    return found
+
+
+@router.get("/messages/{message_id}", response_model=MessageOut)
+def get_message(subdomain: str, message_id: str, ctx: Ctx, principal: Caller) -> MessageOut:
+    """One MPL entry."""
+    with transaction(ctx.read_sessions) as session:
+        subaccount, _ = authorize(
+            session, principal=principal, subdomain=subdomain, permission=Permission.messages_read
+        )
+        return message_out(_message(session, subaccount.id, message_id, payload=False))
+
+
+@router.get(
+    "/messages/{message_id}/payload",
+    response_class=Response,
+    responses={200: {"content": {"application/octet-stream": {}}}},
+)
+def get_payload(subdomain: str, message_id: str, ctx: Ctx, principal: Caller) -> Response:
+    """The stored payload, with the content type it was sent with."""
+    with transaction(ctx.read_sessions) as session:
+        subaccount, _ = authorize(
+            session, principal=principal, subdomain=subdomain, permission=Permission.messages_read
+        )
+        message = _message(session, subaccount.id, message_id, payload=True)
+        if message.payload is None:
+            raise NotFound(f"message {message_id} kept no payload (forward mode)")
+        return Response(
+            message.payload, media_type=message.content_type or "application/octet-stream"
+        )
+
+
+@router.get("/access/explain", response_model=ExplanationOut)
+def explain_access(
+    subdomain: str,
+    ctx: Ctx,
+    principal: Caller,
+    user_id: Annotated[str, Query(min_length=1, max_length=32)],
+    flow: Annotated[str, Query(min_length=1, max_length=200)],
+) -> ExplanationOut:
+    """Why a user may or may not call a flow: the chain, or the missing link."""
+    with transaction(ctx.read_sessions) as session:
+        subaccount, _ = authorize(
+            session,
+            principal=principal,
+            subdomain=subdomain,
+            permission=Permission.assignments_read,
+        )
+        result = explain(session, subaccount=subaccount, user_id=user_id, flow_path=flow)
+    return ExplanationOut(
+        user_id=user_id,
+        flow=flow,
+        decision=result.decision,
+        missing_link=result.missing_link,
+        chain=result.chain,
+        role_collections=result.role_collections,
+        roles=result.roles,
+        required_role=result.required_role,
+    )

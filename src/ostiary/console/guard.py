@@ -1,0 +1,81 @@
+"""What every signed-in console page shares: who looks, what they may do, how errors show.
+
+Pages call ``signed_in`` first (signed-out visitors go to the sign-in page), check the
+member role through ``ostiary.api.deps.authorize`` like the admin API does, and answer any
+``OstiaryError`` with ``problem``: a page naming the status, never a 500.
+"""
+
+from __future__ import annotations
+
+from fastapi import Request
+from sqlalchemy.orm import Session
+from starlette.responses import Response
+
+from ostiary.access.decision import Allow, decide
+from ostiary.access.permissions import Permission
+from ostiary.access.service import load_grants
+from ostiary.api.authn import Principal
+from ostiary.audit.actions import AuditAction
+from ostiary.audit.service import record
+from ostiary.console.web import Viewer, redirect, render, viewer
+from ostiary.context import AppContext
+from ostiary.db import transaction
+from ostiary.errors import OstiaryError, PermissionDenied
+from ostiary.identity.models import User
+from ostiary.tenancy.models import Subaccount
+
+#: Headings of the problem page, by status code.
+HEADINGS = {
+    400: "That did not work",
+    403: "Access denied",
+    404: "Not found",
+    409: "That did not work",
+}
+
+
+def signed_in(request: Request, ctx: AppContext) -> Viewer | Response:
+    """The signed-in viewer, or the redirect a signed-out visitor (or an expired password) gets."""
+    seen = viewer(request, ctx)
+    if seen.user is None:
+        return redirect(ctx, "/console/signin")
+    if seen.must_change_password:
+        return redirect(ctx, "/console/account/password", flash="must_change")
+    return seen
+
+
+def principal(seen: Viewer) -> Principal:
+    """The console user as the principal ``authorize`` expects."""
+    assert seen.user is not None, "pages call signed_in() first"
+    return Principal.of(seen.user, "session")
+
+
+def may(session: Session, *, actor: User, subaccount: Subaccount, permission: Permission) -> bool:
+    """Whether ``actor`` holds ``permission`` in ``subaccount`` (to show or hide a form)."""
+    grants = load_grants(session, user=actor, subaccount=subaccount)
+    return isinstance(decide(grants, permission), Allow)
+
+
+def problem(request: Request, ctx: AppContext, seen: Viewer, exc: OstiaryError) -> Response:
+    """The page for a refused or failed request, with the error's status code."""
+    if isinstance(exc, PermissionDenied) and exc.reason and exc.actor:
+        # The failed transaction rolled back; the denial is audited in its own.
+        with transaction(ctx.sessions) as session:
+            record(
+                session,
+                clock=ctx.clock,
+                actor=exc.actor,
+                action=AuditAction.access_denied,
+                target=f"{request.method} {request.url.path}",
+                subdomain=exc.subdomain,
+                reason=exc.reason,
+            )
+    return render(
+        request,
+        ctx,
+        seen,
+        "problem.html",
+        status=exc.status_code,
+        code=exc.status_code,
+        heading=HEADINGS.get(exc.status_code, "That did not work"),
+        message=exc.detail,
+    )

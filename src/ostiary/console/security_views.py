@@ -1,0 +1,360 @@
+"""Console pages under a sub-account's *Security*: Authorizations → Users, Role collections,
+Roles (SPEC §2 step 7)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Form, Query, Request
+from starlette.responses import Response
+
+from ostiary.access import service as access
+from ostiary.access.permissions import Permission
+from ostiary.api.deps import authorize, context
+from ostiary.console.guard import may, principal, problem, signed_in
+from ostiary.console.web import Viewer, check_csrf, redirect, render
+from ostiary.context import AppContext
+from ostiary.db import transaction
+from ostiary.errors import NotFound, OstiaryError, PermissionDenied
+from ostiary.identity import service as identity
+from ostiary.tenancy import service as tenancy
+
+router = APIRouter(prefix="/console/subaccounts/{subdomain}/security", include_in_schema=False)
+Ctx = Annotated[AppContext, Depends(context)]
+Field = Annotated[str, Form(max_length=2000)]
+Choices = Annotated[list[str], Form(max_length=500, default_factory=list)]
+Search = Annotated[str, Query(max_length=100)]
+
+
+# ---------------------------------------------------------------- Authorizations → Users
+
+
+@router.get("/authorizations")
+def authorizations(
+    request: Request, ctx: Ctx, subdomain: str, search: Search = "", user_id: Search = ""
+) -> Response:
+    """Users of the sub-account with their role collections, searchable; or open one by ID."""
+    seen = signed_in(request, ctx)
+    if isinstance(seen, Response):
+        return seen
+    missing: NotFound | None = None
+    try:
+        with transaction(ctx.read_sessions) as session:
+            subaccount, _ = authorize(
+                session,
+                principal=principal(seen),
+                subdomain=subdomain,
+                permission=Permission.assignments_read,
+            )
+            if user_id.strip():
+                # Any user of the directory can be opened: an assignment needs no membership.
+                try:
+                    found = identity.get_user(session, user_id=user_id)
+                except NotFound as exc:
+                    missing = exc
+                else:
+                    return redirect(ctx, _user_url(subdomain, found.user_id))
+            rows = access.users_with_assignments(
+                session, subaccount=subaccount, search=search.strip()
+            )
+    except OstiaryError as exc:
+        return problem(request, ctx, seen, exc)
+    return render(
+        request,
+        ctx,
+        seen,
+        "subaccounts/authorizations.html",
+        status=missing.status_code if missing else 200,
+        error=missing.detail if missing else None,
+        subaccount=subaccount,
+        rows=rows,
+        search=search,
+        user_id=user_id,
+        section="authorizations",
+    )
+
+
+def _user_url(subdomain: str, user_id: str) -> str:
+    return f"/console/subaccounts/{subdomain}/security/authorizations/users/{quote(user_id)}"
+
+
+@router.get("/authorizations/users/{user_id}")
+def user_authorizations(request: Request, ctx: Ctx, subdomain: str, user_id: str) -> Response:
+    """One user's role collections in the sub-account, with a checkbox for every collection."""
+    seen = signed_in(request, ctx)
+    if isinstance(seen, Response):
+        return seen
+    try:
+        with transaction(ctx.read_sessions) as session:
+            subaccount, actor = authorize(
+                session,
+                principal=principal(seen),
+                subdomain=subdomain,
+                permission=Permission.assignments_read,
+            )
+            user = identity.get_user(session, user_id=user_id)
+            held = access.user_collections(session, subaccount=subaccount, user=user)
+            collections = access.list_collections(session, subaccount=subaccount)
+            try:
+                member_roles = list(
+                    tenancy.get_member(session, subaccount=subaccount, user=user).roles
+                )
+            except NotFound:
+                member_roles = []
+            writable = may(
+                session,
+                actor=actor,
+                subaccount=subaccount,
+                permission=Permission.assignments_write,
+            )
+    except OstiaryError as exc:
+        return problem(request, ctx, seen, exc)
+    return render(
+        request,
+        ctx,
+        seen,
+        "subaccounts/authorization_user.html",
+        subaccount=subaccount,
+        subject=user,
+        held=held,
+        collections=collections,
+        member_roles=member_roles,
+        writable=writable,
+        section="authorizations",
+    )
+
+
+@router.post("/authorizations/users/{user_id}")
+def save_user_authorizations(
+    request: Request,
+    ctx: Ctx,
+    subdomain: str,
+    user_id: str,
+    role_collections: Choices,
+    csrf_token: Field = "",
+) -> Response:
+    """Replace the user's role collections in the sub-account with the checked ones."""
+    seen = signed_in(request, ctx)
+    if isinstance(seen, Response):
+        return seen
+    try:
+        check_csrf(seen, csrf_token)
+        with transaction(ctx.sessions) as session:
+            subaccount, _ = authorize(
+                session,
+                principal=principal(seen),
+                subdomain=subdomain,
+                permission=Permission.assignments_write,
+            )
+            user = identity.get_user(session, user_id=user_id)
+            saved = user.user_id
+            access.set_user_collections(
+                session,
+                clock=ctx.clock,
+                actor=principal(seen).user_id,
+                subaccount=subaccount,
+                user=user,
+                names=role_collections,
+            )
+    except OstiaryError as exc:
+        return problem(request, ctx, seen, exc)
+    return redirect(ctx, _user_url(subdomain, saved), flash="assignments_saved")
+
+
+# ---------------------------------------------------------------- role collections
+
+
+def _collections_page(
+    request: Request,
+    ctx: AppContext,
+    seen: Viewer,
+    subdomain: str,
+    *,
+    status: int = 200,
+    error: str | None = None,
+    form: dict[str, object] | None = None,
+) -> Response:
+    try:
+        with transaction(ctx.read_sessions) as session:
+            subaccount, actor = authorize(
+                session,
+                principal=principal(seen),
+                subdomain=subdomain,
+                permission=Permission.role_collections_read,
+            )
+            collections = access.list_collections(session, subaccount=subaccount)
+            roles = access.role_names(session, subaccount=subaccount)
+            writable = may(
+                session,
+                actor=actor,
+                subaccount=subaccount,
+                permission=Permission.role_collections_write,
+            )
+    except OstiaryError as exc:
+        return problem(request, ctx, seen, exc)
+    return render(
+        request,
+        ctx,
+        seen,
+        "subaccounts/role_collections.html",
+        status=status,
+        error=error,
+        subaccount=subaccount,
+        collections=collections,
+        roles=roles,
+        writable=writable,
+        form=form or {"name": "", "description": "", "roles": []},
+        section="role_collections",
+    )
+
+
+@router.get("/role-collections")
+def role_collections(request: Request, ctx: Ctx, subdomain: str) -> Response:
+    """Role collections with their roles, and (for Administrators) the create form."""
+    seen = signed_in(request, ctx)
+    if isinstance(seen, Response):
+        return seen
+    return _collections_page(request, ctx, seen, subdomain)
+
+
+@router.post("/role-collections")
+def create_role_collection(
+    request: Request,
+    ctx: Ctx,
+    subdomain: str,
+    roles: Choices,
+    csrf_token: Field = "",
+    name: Field = "",
+    description: Field = "",
+) -> Response:
+    """Create a role collection from the checked roles."""
+    seen = signed_in(request, ctx)
+    if isinstance(seen, Response):
+        return seen
+    form: dict[str, object] = {"name": name, "description": description, "roles": roles}
+    try:
+        check_csrf(seen, csrf_token)
+        with transaction(ctx.sessions) as session:
+            subaccount, _ = authorize(
+                session,
+                principal=principal(seen),
+                subdomain=subdomain,
+                permission=Permission.role_collections_write,
+            )
+            access.create_collection(
+                session,
+                clock=ctx.clock,
+                actor=principal(seen).user_id,
+                subaccount=subaccount,
+                name=name.strip(),
+                roles=roles,
+                description=description.strip(),
+            )
+    except PermissionDenied as exc:
+        return problem(request, ctx, seen, exc)
+    except OstiaryError as exc:
+        return _collections_page(
+            request, ctx, seen, subdomain, status=exc.status_code, error=exc.detail, form=form
+        )
+    return redirect(
+        ctx,
+        f"/console/subaccounts/{subdomain}/security/role-collections",
+        flash="collection_created",
+    )
+
+
+# ---------------------------------------------------------------- roles
+
+
+def _roles_page(
+    request: Request,
+    ctx: AppContext,
+    seen: Viewer,
+    subdomain: str,
+    *,
+    status: int = 200,
+    error: str | None = None,
+    form: dict[str, str] | None = None,
+) -> Response:
+    try:
+        with transaction(ctx.read_sessions) as session:
+            subaccount, actor = authorize(
+                session,
+                principal=principal(seen),
+                subdomain=subdomain,
+                permission=Permission.roles_read,
+            )
+            roles = access.role_names(session, subaccount=subaccount)
+            writable = may(
+                session, actor=actor, subaccount=subaccount, permission=Permission.roles_write
+            )
+    except OstiaryError as exc:
+        return problem(request, ctx, seen, exc)
+    return render(
+        request,
+        ctx,
+        seen,
+        "subaccounts/roles.html",
+        status=status,
+        error=error,
+        subaccount=subaccount,
+        roles=[(n, d, n in access.BUILTIN_ROLES) for n, d in roles.items()],
+        writable=writable,
+        form=form or {"name": "", "description": ""},
+        section="roles",
+    )
+
+
+@router.get("/roles")
+def roles(request: Request, ctx: Ctx, subdomain: str) -> Response:
+    """Built-in role templates and custom roles."""
+    seen = signed_in(request, ctx)
+    if isinstance(seen, Response):
+        return seen
+    return _roles_page(request, ctx, seen, subdomain)
+
+
+@router.post("/roles")
+def create_role(
+    request: Request,
+    ctx: Ctx,
+    subdomain: str,
+    csrf_token: Field = "",
+    name: Field = "",
+    description: Field = "",
+) -> Response:
+    """Define a custom role such as ``Orders.send``."""
+    seen = signed_in(request, ctx)
+    if isinstance(seen, Response):
+        return seen
+    try:
+        check_csrf(seen, csrf_token)
+        with transaction(ctx.sessions) as session:
+            subaccount, _ = authorize(
+                session,
+                principal=principal(seen),
+                subdomain=subdomain,
+                permission=Permission.roles_write,
+            )
+            access.create_role(
+                session,
+                clock=ctx.clock,
+                actor=principal(seen).user_id,
+                subaccount=subaccount,
+                name=name.strip(),
+                description=description.strip(),
+            )
+    except PermissionDenied as exc:
+        return problem(request, ctx, seen, exc)
+    except OstiaryError as exc:
+        return _roles_page(
+            request,
+            ctx,
+            seen,
+            subdomain,
+            status=exc.status_code,
+            error=exc.detail,
+            form={"name": name, "description": description},
+        )
+    return redirect(ctx, f"/console/subaccounts/{subdomain}/security/roles", flash="role_created")

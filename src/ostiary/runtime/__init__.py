@@ -1,0 +1,1 @@
+"""The integration runtime: flows, sender authentication, store and forward, the MPL."""

@@ -1,0 +1,138 @@
+"""Forward mode against a real local HTTP receiver: relay, receiver errors, timeouts."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from ostiary.context import AppContext
+from tests import factories as f
+from tests.conftest import free_port
+
+API = "/api/v1/subaccounts"
+
+
+class Receiver(BaseHTTPRequestHandler):
+    """/ok echoes with 201, /fail answers 500, /slow answers after 3 s."""
+
+    received: list[tuple[str, bytes, dict[str, str]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        Receiver.received.append((self.path, body, dict(self.headers)))
+        if self.path == "/slow":
+            time.sleep(3)
+        status = {"/ok": 201, "/fail": 500}.get(self.path, 200)
+        reply = b'{"accepted": true}'
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(reply)))
+            self.end_headers()
+            self.wfile.write(reply)
+        except BrokenPipeError:
+            pass
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def receiver() -> Iterator[str]:
+    Receiver.received = []
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Receiver)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def _setup(client: TestClient, ctx: AppContext, receiver: str) -> tuple[dict[str, str], str, str]:
+    root = f.basic(f.admin(ctx).user_id)
+    client.post(API, headers=root, json={"subdomain": "acme", "display_name": "A"})
+    for path, target, timeout in (
+        ("ok", "/ok", 5),
+        ("fail", "/fail", 5),
+        ("slow", "/slow", 0.5),
+        ("gone", None, 1),
+    ):
+        url = f"{receiver}{target}" if target else f"http://127.0.0.1:{free_port()}/nobody"
+        answer = client.post(
+            f"{API}/acme/flows",
+            headers=root,
+            json={"path": path, "mode": "forward", "receiver_url": url, "timeout_seconds": timeout},
+        )
+        assert answer.status_code == 201, answer.text
+    client.post(
+        f"{API}/acme/role-collections",
+        headers=root,
+        json={"name": "Senders", "roles": ["ESBMessaging.send"]},
+    )
+    made = client.post("/api/v1/technical-users", headers=root, json={"display_name": "x"}).json()
+    client.put(
+        f"{API}/acme/users/{made['user_id']}/role-collections",
+        headers=root,
+        json={"role_collections": ["Senders"]},
+    )
+    return root, made["user_id"], made["password"]
+
+
+def _mpl(client: TestClient, root: dict[str, str], flow: str) -> dict[str, Any]:
+    items = client.get(f"{API}/acme/messages", headers=root, params={"flow": flow}).json()["items"]
+    assert len(items) == 1
+    return dict(items[0])
+
+
+def test_forward_relays_the_receivers_answer(
+    client: TestClient, ctx: AppContext, receiver: str
+) -> None:
+    root, user, secret = _setup(client, ctx, receiver)
+    answer = client.post(
+        "/t/acme/http/ok",
+        content=b"<a/>",
+        headers={**f.basic(user, secret), "Content-Type": "application/xml"},
+    )
+    assert answer.status_code == 201 and answer.json() == {"accepted": True}
+    path, body, headers = Receiver.received[0]
+    assert path == "/ok" and body == b"<a/>"
+    assert headers["Content-Type"] == "application/xml"
+    assert headers["X-Ostiary-Sender"] == user
+    entry = _mpl(client, root, "ok")
+    assert entry["status"] == "forwarded" and entry["message_id"] == headers["X-Ostiary-Message-Id"]
+
+
+def test_receiver_error_is_502_and_marked_failed(
+    client: TestClient, ctx: AppContext, receiver: str
+) -> None:
+    root, user, secret = _setup(client, ctx, receiver)
+    answer = client.post("/t/acme/http/fail", content=b"x", headers=f.basic(user, secret))
+    assert answer.status_code == 502 and answer.json()["error"] == "bad_gateway"
+    entry = _mpl(client, root, "fail")
+    assert entry["status"] == "failed" and "500" in entry["detail"]
+
+
+def test_receiver_timeout_is_502_and_marked_failed(
+    client: TestClient, ctx: AppContext, receiver: str
+) -> None:
+    root, user, secret = _setup(client, ctx, receiver)
+    started = time.monotonic()
+    answer = client.post("/t/acme/http/slow", content=b"x", headers=f.basic(user, secret))
+    assert answer.status_code == 502
+    assert time.monotonic() - started < 2.5  # the flow's 0.5 s timeout, not the receiver's 3 s
+    entry = _mpl(client, root, "slow")
+    assert entry["status"] == "failed" and "did not answer" in entry["detail"]
+    assert len([r for r in Receiver.received if r[0] == "/slow"]) == 1  # no retry
+
+
+def test_unreachable_receiver_is_502(client: TestClient, ctx: AppContext, receiver: str) -> None:
+    root, user, secret = _setup(client, ctx, receiver)
+    answer = client.post("/t/acme/http/gone", content=b"x", headers=f.basic(user, secret))
+    assert answer.status_code == 502
+    assert "unreachable" in _mpl(client, root, "gone")["detail"]

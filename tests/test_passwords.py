@@ -203,9 +203,7 @@ def test_expiry_days_null_switches_expiry_off(
     assert me.json()["password_expires_at"] is None
 
 
-def test_patch_changes_only_the_fields_sent(
-    client: TestClient, ctx: AppContext, clock: FrozenClock
-) -> None:
+def test_patch_changes_only_the_fields_sent(client: TestClient, ctx: AppContext) -> None:
     admin = person(ctx, platform_admin=True)
     answer = client.patch(
         "/api/v1/password-policies/person", json={"min_length": 20}, headers=basic(admin.user_id)

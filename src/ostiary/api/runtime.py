@@ -7,8 +7,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
-from sqlalchemy import select
-from sqlalchemy.orm import undefer
 from starlette.responses import Response
 
 from ostiary.access.permissions import Permission
@@ -16,8 +14,9 @@ from ostiary.api.authn import Principal, authenticated
 from ostiary.api.deps import Cursor, Limit, Page, authorize, context
 from ostiary.context import AppContext
 from ostiary.db import transaction
-from ostiary.errors import InvalidInput, NotFound
+from ostiary.errors import NotFound
 from ostiary.runtime import flows as flow_service
+from ostiary.runtime import mpl
 from ostiary.runtime.explain import explain
 from ostiary.runtime.models import (
     DEFAULT_MAX_BYTES,
@@ -228,16 +227,6 @@ def delete_flow(subdomain: str, path: str, ctx: Ctx, principal: Caller) -> None:
         )
 
 
-def _cursor(value: str | None) -> tuple[datetime, str] | None:
-    if value is None:
-        return None
-    stamp, _, message_id = value.partition("|")
-    try:
-        return datetime.fromisoformat(stamp), message_id
-    except ValueError as exc:
-        raise InvalidInput("cursor is not one this API handed out") from exc
-
-
 @router.get("/messages", response_model=Page[MessageOut])
 def list_messages(
     subdomain: str,
@@ -252,53 +241,24 @@ def list_messages(
     until: datetime | None = None,
 ) -> Page[MessageOut]:
     """The message processing log, newest first; filter by flow, sender, status, time."""
-    after = _cursor(cursor)
     with transaction(ctx.read_sessions) as session:
         subaccount, _ = authorize(
             session, principal=principal, subdomain=subdomain, permission=Permission.messages_read
         )
-        query = (
-            select(Message)
-            .where(Message.subaccount_id == subaccount.id)
-            .order_by(Message.received_at.desc(), Message.id.desc())
-            .limit(limit + 1)
+        page = mpl.list_messages(
+            session,
+            subaccount=subaccount,
+            flow=flow,
+            sender=sender,
+            status=status,
+            since=since,
+            until=until,
+            limit=limit,
+            cursor=cursor,
         )
-        if flow:
-            query = query.where(Message.flow_path == flow.strip("/"))
-        if sender:
-            query = query.where(Message.sender == sender.upper())
-        if status:
-            query = query.where(Message.status == status)
-        if since:
-            query = query.where(Message.received_at >= since)
-        if until:
-            query = query.where(Message.received_at < until)
-        if after:
-            stamp, message_id = after
-            query = query.where(
-                (Message.received_at < stamp)
-                | ((Message.received_at == stamp) & (Message.id < message_id))
-            )
-        rows = list(session.scalars(query))
-    items = [message_out(m) for m in rows[:limit]]
-    more = len(rows) > limit
-    last = rows[limit - 1] if more else None
     return Page[MessageOut](
-        items=items, next_cursor=(f"{last.received_at.isoformat()}|{last.id}" if last else None)
+        items=[message_out(m) for m in page.items], next_cursor=page.next_cursor
     )
-
-
-def _message(session: object, subaccount_id: object, message_id: str, *, payload: bool) -> Message:
-    from sqlalchemy.orm import Session
-
-    assert isinstance(session, Session)
-    query = select(Message).where(Message.id == message_id, Message.subaccount_id == subaccount_id)
-    if payload:
-        query = query.options(undefer(Message.payload))
-    found = session.scalar(query)
-    if found is None:
-        raise NotFound(f"no message {message_id}")
-    return found
 
 
 @router.get("/messages/{message_id}", response_model=MessageOut)
@@ -308,7 +268,7 @@ def get_message(subdomain: str, message_id: str, ctx: Ctx, principal: Caller) ->
         subaccount, _ = authorize(
             session, principal=principal, subdomain=subdomain, permission=Permission.messages_read
         )
-        return message_out(_message(session, subaccount.id, message_id, payload=False))
+        return message_out(mpl.get_message(session, subaccount=subaccount, message_id=message_id))
 
 
 @router.get(
@@ -322,7 +282,9 @@ def get_payload(subdomain: str, message_id: str, ctx: Ctx, principal: Caller) ->
         subaccount, _ = authorize(
             session, principal=principal, subdomain=subdomain, permission=Permission.messages_read
         )
-        message = _message(session, subaccount.id, message_id, payload=True)
+        message = mpl.get_message(
+            session, subaccount=subaccount, message_id=message_id, payload=True
+        )
         if message.payload is None:
             raise NotFound(f"message {message_id} kept no payload (forward mode)")
         return Response(

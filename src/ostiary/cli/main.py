@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ostiary.cli.runtime import access_app, flow_app, message_app
 from ostiary.cli.tenancy import assign_app, collection_app, member_app, subaccount_app
 from ostiary.cli.users import audit_app, technical_app
 from ostiary.identity.models import UserKind
@@ -31,6 +32,9 @@ app.add_typer(collection_app, name="role-collection")
 app.add_typer(assign_app, name="assign")
 app.add_typer(technical_app, name="technical-user")
 app.add_typer(audit_app, name="audit")
+app.add_typer(flow_app, name="flow")
+app.add_typer(access_app, name="access")
+app.add_typer(message_app, name="messages")
 console = Console()
 err = Console(stderr=True)
 

@@ -40,7 +40,25 @@ FLASHES = {
     "role_created": ("success", "The role was created."),
     "assignments_saved": ("success", "The role collections were saved."),
     "owner_changed": ("success", "Ownership was transferred."),
+    "flow_created": ("success", "The flow was created. Senders need its required role."),
+    "flow_changed": ("success", "The flow was saved."),
+    "flow_enabled": ("success", "The flow is enabled and accepts messages."),
+    "flow_disabled": ("warning", "The flow is disabled: callers get 403 until it is enabled."),
+    "flow_deleted": ("success", "The flow was deleted. Its messages stay in the log."),
 }
+
+
+def human_size(count: int) -> str:
+    """A byte count as people read it: ``512 B``, ``3.2 KiB``, ``10 MiB``."""
+    size = float(count)
+    for unit in ("B", "KiB", "MiB"):
+        if size < 1024 or unit == "MiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.3g} {unit}"
+        size /= 1024
+    return f"{count} B"  # unreachable: MiB is the last unit
+
+
+templates.env.filters["size"] = human_size
 
 
 @dataclass

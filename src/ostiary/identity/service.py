@@ -271,8 +271,10 @@ def authenticate(
     Every failure raises the same ``AuthenticationFailed`` (the real reason rides along
     for the audit trail); an unknown user costs one argon2 verification like a known one.
     """
-    ctx.throttle.check(account=identifier, address=address)
     user = find_by_identifier(session, identifier) if len(identifier) <= 320 else None
+    # Count failures per account, not per name: user ID and e-mail share one budget.
+    account = user.user_id if user is not None else identifier
+    ctx.throttle.check(account=account, address=address)
     cache_key = ctx.verified.key(identifier, password)
     if user is not None and ctx.verified.matches(cache_key, user.password_hash):
         ok = True  # verified against this very hash moments ago; skip argon2
@@ -281,10 +283,10 @@ def authenticate(
         if ok and user is not None and user.password_hash:
             ctx.verified.remember(cache_key, user.password_hash)
     if user is None or not ok:
-        ctx.throttle.failed(account=identifier, address=address)
+        ctx.throttle.failed(account=account, address=address)
         raise AuthenticationFailed(reason="unknown user" if user is None else "wrong password")
     if user.status is not UserStatus.active:
-        ctx.throttle.failed(account=identifier, address=address)
+        ctx.throttle.failed(account=account, address=address)
         raise AuthenticationFailed(reason=f"user is {user.status.value}")
     if not allow_expired and is_password_expired(session, ctx, user=user):
         raise PasswordExpired(

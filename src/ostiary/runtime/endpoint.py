@@ -68,18 +68,21 @@ class Runtime:
             identifier, password = parse_basic(header)
         except AuthenticationFailed:
             return _json(401, UNAUTHORIZED, CHALLENGE)
+        snapshot = self.ctx.grants.get()
+        known = snapshot.find_user(identifier)
+        # Failures count per account (user ID and e-mail share one budget) and per address.
+        account = known.user_id if known is not None else identifier
         try:
-            self.ctx.throttle.check(account=identifier, address=address)
+            self.ctx.throttle.check(account=account, address=address)
         except Throttled as exc:
             return _json(
                 429,
                 b'{"error":"too_many_requests","detail":"try again later"}',
                 {"Retry-After": str(exc.retry_after)},
             )
-        snapshot = self.ctx.grants.get()
         caller = await verify_basic(self.ctx, snapshot, identifier, password)
         if isinstance(caller, Refusal):
-            self.ctx.throttle.failed(account=identifier, address=address)
+            self.ctx.throttle.failed(account=account, address=address)
             self._deny(caller, subdomain, path, address)
             return _json(401, UNAUTHORIZED, CHALLENGE)
         flow = admit(snapshot, caller, subdomain, path)

@@ -1,0 +1,495 @@
+"""Console pages for the integration runtime: a sub-account's flows, its message processing
+log, and the access explanation on the flow and technical-user pages (SPEC C4, C5)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+from urllib.parse import quote, urlencode
+
+from fastapi import APIRouter, Depends, Form, Query, Request
+from starlette.responses import Response
+
+from ostiary.access.permissions import Permission
+from ostiary.access.service import role_names
+from ostiary.api.deps import authorize, context
+from ostiary.console.guard import may, principal, problem, signed_in
+from ostiary.console.web import Viewer, check_csrf, redirect, render
+from ostiary.context import AppContext
+from ostiary.db import transaction
+from ostiary.errors import InvalidInput, OstiaryError, PermissionDenied
+from ostiary.identity import service as identity
+from ostiary.runtime import flows, mpl
+from ostiary.runtime.explain import explain
+from ostiary.runtime.models import DEFAULT_MAX_BYTES, DEFAULT_ROLE, AuthMethod, FlowMode
+from ostiary.runtime.models import MessageStatus
+
+router = APIRouter(prefix="/console", include_in_schema=False)
+Ctx = Annotated[AppContext, Depends(context)]
+Field = Annotated[str, Form(max_length=2000)]
+Choices = Annotated[list[str], Form(max_length=10, default_factory=list)]
+Filter = Annotated[str, Query(max_length=200)]
+PAGE_SIZE = 50
+MIB = 1024 * 1024
+#: The sender authentication methods with the words the form shows next to them.
+AUTH_LABELS = {
+    AuthMethod.basic.value: "HTTP Basic (user ID or e-mail and password)",
+    AuthMethod.oauth.value: "OAuth 2.0 client credentials (bearer token)",
+    AuthMethod.certificate.value: "X.509 client certificate",
+}
+FLOW_ACTIONS = {"save", "enable", "disable", "delete"}
+
+
+def _flows_url(subdomain: str, path: str | None = None) -> str:
+    base = f"/console/subaccounts/{quote(subdomain)}/flows"
+    return f"{base}/{quote(path)}" if path else base
+
+
+def _number(value: str, *, label: str) -> float:
+    try:
+        return float(value.strip().replace(",", "."))
+    except ValueError as exc:
+        raise InvalidInput(f"{label} must be a number") from exc
+
+
+def _flow_fields(form: dict[str, Any]) -> dict[str, Any]:
+    """The service's keyword arguments from the flow form, or ``InvalidInput``."""
+    if form["mode"] not in {m.value for m in FlowMode}:
+        raise InvalidInput("choose the mode store or forward")
+    return {
+        "required_role": form["required_role"].strip() or DEFAULT_ROLE,
+        "auth": list(form["auth"]),
+        "mode": FlowMode(form["mode"]),
+        "receiver_url": form["receiver_url"].strip() or None,
+        "timeout_seconds": _number(form["timeout_seconds"], label="the timeout"),
+        "max_bytes": round(_number(form["max_mib"], label="the maximum size") * MIB),
+        "description": form["description"].strip(),
+    }
+
+
+def _blank_form() -> dict[str, Any]:
+    return {
+        "path": "",
+        "required_role": DEFAULT_ROLE,
+        "auth": [AuthMethod.basic.value],
+        "mode": FlowMode.store.value,
+        "receiver_url": "",
+        "timeout_seconds": "30",
+        "max_mib": f"{DEFAULT_MAX_BYTES / MIB:g}",
+        "description": "",
+    }
+
+
+# ---------------------------------------------------------------- flows
+
+
+def _flows_page(
+    request: Request,
+    ctx: AppContext,
+    seen: Viewer,
+    subdomain: str,
+    *,
+    status: int = 200,
+    error: str | None = None,
+    form: dict[str, Any] | None = None,
+) -> Response:
+    try:
+        with transaction(ctx.read_sessions) as session:
+            subaccount, actor = authorize(
+                session,
+                principal=principal(seen),
+                subdomain=subdomain,
+                permission=Permission.flows_read,
+            )
+            listed = flows.list_flows(session, subaccount=subaccount)
+            roles = role_names(session, subaccount=subaccount)
+            writable = may(
+                session, actor=actor, subaccount=subaccount, permission=Permission.flows_write
+            )
+    except OstiaryError as exc:
+        return problem(request, ctx, seen, exc)
+    return render(
+        request,
+        ctx,
+        seen,
+        "subaccounts/flows.html",
+        status=status,
+        error=error,
+        subaccount=subaccount,
+        flows=listed,
+        roles=roles,
+        auth_labels=AUTH_LABELS,
+        writable=writable,
+        form=form or _blank_form(),
+        section="flows",
+    )
+
+
+@router.get("/subaccounts/{subdomain}/flows")
+def flow_list(request: Request, ctx: Ctx, subdomain: str) -> Response:
+    """The flows of a sub-account, and (for flows_write holders) the form for a new one."""
+    seen = signed_in(request, ctx)
+    if isinstance(seen, Response):
+        return seen
+    return _flows_page(request, ctx, seen, subdomain)
+
+
+@router.post("/subaccounts/{subdomain}/flows")
+def create_flow(
+    request: Request,
+    ctx: Ctx,
+    subdomain: str,
+    auth: Choices,
+    csrf_token: Field = "",
+    path: Field = "",
+    required_role: Field = DEFAULT_ROLE,
+    mode: Field = "store",
+    receiver_url: Field = "",
+    timeout_seconds: Field = "30",
+    max_mib: Field = "10",
+    description: Field = "",
+) -> Response:
+    """Create a flow at ``/t/{subdomain}/http/{path}``."""
+    seen = signed_in(request, ctx)
+    if isinstance(seen, Response):
+        return seen
+    form: dict[str, Any] = {
+        "path": path,
+        "required_role": required_role,
+        "auth": auth,
+        "mode": mode,
+        "receiver_url": receiver_url,
+        "timeout_seconds": timeout_seconds,
+        "max_mib": max_mib,
+        "description": description,
+    }
+    try:
+        check_csrf(seen, csrf_token)
+        with transaction(ctx.sessions) as session:
+            subaccount, _ = authorize(
+                session,
+                principal=principal(seen),
+                subdomain=subdomain,
+                permission=Permission.flows_write,
+            )
+            flow = flows.create(
+                session,
+                clock=ctx.clock,
+                actor=principal(seen).user_id,
+                subaccount=subaccount,
+                path=path.strip(),
+                **_flow_fields(form),
+            )
+            created = flow.path
+    except PermissionDenied as exc:
+        return problem(request, ctx, seen, exc)
+    except OstiaryError as exc:
+        return _flows_page(
+            request, ctx, seen, subdomain, status=exc.status_code, error=exc.detail, form=form
+        )
+    return redirect(ctx, _flows_url(subdomain, created), flash="flow_created")
+
+
+def _flow_page(
+    request: Request,
+    ctx: AppContext,
+    seen: Viewer,
+    subdomain: str,
+    path: str,
+    *,
+    user_id: str = "",
+    status: int = 200,
+    error: str | None = None,
+) -> Response:
+    try:
+        with transaction(ctx.read_sessions) as session:
+            subaccount, actor = authorize(
+                session,
+                principal=principal(seen),
+                subdomain=subdomain,
+                permission=Permission.flows_read,
+            )
+            flow = flows.get(session, subaccount=subaccount, path=path)
+            roles = role_names(session, subaccount=subaccount)
+            writable = may(
+                session, actor=actor, subaccount=subaccount, permission=Permission.flows_write
+            )
+            explainable = may(
+                session, actor=actor, subaccount=subaccount, permission=Permission.assignments_read
+            )
+            explanation = None
+            if user_id.strip():
+                authorize(
+                    session,
+                    principal=principal(seen),
+                    subdomain=subdomain,
+                    permission=Permission.assignments_read,
+                )
+                explanation = explain(
+                    session, subaccount=subaccount, user_id=user_id, flow_path=flow.path
+                )
+    except OstiaryError as exc:
+        return problem(request, ctx, seen, exc)
+    form = {
+        "required_role": flow.required_role,
+        "auth": list(flow.auth),
+        "mode": flow.mode.value,
+        "receiver_url": flow.receiver_url or "",
+        "timeout_seconds": f"{flow.timeout_seconds:g}",
+        "max_mib": f"{flow.max_bytes / MIB:g}",
+        "description": flow.description,
+    }
+    return render(
+        request,
+        ctx,
+        seen,
+        "subaccounts/flow.html",
+        status=status,
+        error=error,
+        subaccount=subaccount,
+        flow=flow,
+        endpoint=f"{ctx.settings.public_url}/t/{subaccount.subdomain}/http/{flow.path}",
+        roles=roles,
+        auth_labels=AUTH_LABELS,
+        writable=writable,
+        explainable=explainable,
+        explanation=explanation,
+        explained_user=user_id.strip().upper(),
+        form=form,
+        section="flows",
+    )
+
+
+@router.get("/subaccounts/{subdomain}/flows/{path:path}")
+def flow_detail(
+    request: Request, ctx: Ctx, subdomain: str, path: str, user_id: Filter = ""
+) -> Response:
+    """One flow: settings, enable/disable, delete, and why a given user may call it."""
+    seen = signed_in(request, ctx)
+    if isinstance(seen, Response):
+        return seen
+    return _flow_page(request, ctx, seen, subdomain, path, user_id=user_id)
+
+
+@router.post("/subaccounts/{subdomain}/flows/{path:path}")
+def change_flow(
+    request: Request,
+    ctx: Ctx,
+    subdomain: str,
+    path: str,
+    auth: Choices,
+    csrf_token: Field = "",
+    action: Field = "save",
+    required_role: Field = DEFAULT_ROLE,
+    mode: Field = "store",
+    receiver_url: Field = "",
+    timeout_seconds: Field = "30",
+    max_mib: Field = "10",
+    description: Field = "",
+) -> Response:
+    """Save, enable, disable or delete a flow (one URL: a flow path may end in any word)."""
+    seen = signed_in(request, ctx)
+    if isinstance(seen, Response):
+        return seen
+    form = {
+        "required_role": required_role,
+        "auth": auth,
+        "mode": mode,
+        "receiver_url": receiver_url,
+        "timeout_seconds": timeout_seconds,
+        "max_mib": max_mib,
+        "description": description,
+    }
+    try:
+        check_csrf(seen, csrf_token)
+        if action not in FLOW_ACTIONS:
+            raise InvalidInput(f"unknown action {action!r}")
+        with transaction(ctx.sessions) as session:
+            subaccount, _ = authorize(
+                session,
+                principal=principal(seen),
+                subdomain=subdomain,
+                permission=Permission.flows_write,
+            )
+            actor = principal(seen).user_id
+            if action == "delete":
+                flows.delete(
+                    session, clock=ctx.clock, actor=actor, subaccount=subaccount, path=path
+                )
+            else:
+                fields = _flow_fields(form) if action == "save" else {"enabled": action == "enable"}
+                flows.change(
+                    session,
+                    clock=ctx.clock,
+                    actor=actor,
+                    subaccount=subaccount,
+                    path=path,
+                    **fields,
+                )
+    except PermissionDenied as exc:
+        return problem(request, ctx, seen, exc)
+    except OstiaryError as exc:
+        if exc.status_code == 404:
+            return problem(request, ctx, seen, exc)
+        return _flow_page(
+            request, ctx, seen, subdomain, path, status=exc.status_code, error=exc.detail
+        )
+    if action == "delete":
+        return redirect(ctx, _flows_url(subdomain), flash="flow_deleted")
+    flash = {"save": "flow_changed", "enable": "flow_enabled", "disable": "flow_disabled"}
+    return redirect(ctx, _flows_url(subdomain, path.strip("/")), flash=flash[action])
+
+
+# ---------------------------------------------------------------- message processing log
+
+
+def _moment(value: str, *, label: str) -> datetime | None:
+    if not value.strip():
+        return None
+    try:
+        return datetime.fromisoformat(value.strip())
+    except ValueError as exc:
+        raise InvalidInput(f"{label} must be a date and time like 2024-05-31T13:45") from exc
+
+
+@router.get("/subaccounts/{subdomain}/messages")
+def messages(
+    request: Request,
+    ctx: Ctx,
+    subdomain: str,
+    flow: Filter = "",
+    sender: Filter = "",
+    status: Filter = "",
+    since: Filter = "",
+    until: Filter = "",
+    cursor: Filter = "",
+) -> Response:
+    """The message processing log, newest first, with filters and a Next page link."""
+    seen = signed_in(request, ctx)
+    if isinstance(seen, Response):
+        return seen
+    filters = {"flow": flow, "sender": sender, "status": status, "since": since, "until": until}
+    error: InvalidInput | None = None
+    page = mpl.MessagePage(items=[], next_cursor=None)
+    try:
+        with transaction(ctx.read_sessions) as session:
+            subaccount, _ = authorize(
+                session,
+                principal=principal(seen),
+                subdomain=subdomain,
+                permission=Permission.messages_read,
+            )
+            paths = [f.path for f in flows.list_flows(session, subaccount=subaccount)]
+            try:
+                if status and status not in {s.value for s in MessageStatus}:
+                    raise InvalidInput("choose the status stored, forwarded or failed")
+                page = mpl.list_messages(
+                    session,
+                    subaccount=subaccount,
+                    flow=flow or None,
+                    sender=sender or None,
+                    status=MessageStatus(status) if status else None,
+                    since=_moment(since, label="From"),
+                    until=_moment(until, label="To"),
+                    limit=PAGE_SIZE,
+                    cursor=cursor or None,
+                )
+            except InvalidInput as exc:
+                error = exc
+    except OstiaryError as exc:
+        return problem(request, ctx, seen, exc)
+    if flow and flow not in paths:
+        paths.append(flow)  # messages outlive deleted flows
+    kept = {k: v for k, v in filters.items() if v}
+    return render(
+        request,
+        ctx,
+        seen,
+        "subaccounts/messages.html",
+        status=error.status_code if error else 200,
+        error=error.detail if error else None,
+        subaccount=subaccount,
+        messages=page.items,
+        filters=filters,
+        filtered=bool(kept),
+        flow_paths=paths,
+        statuses=[s.value for s in MessageStatus],
+        paged=bool(cursor),
+        next_url=f"?{urlencode({**kept, 'cursor': page.next_cursor})}"
+        if page.next_cursor
+        else None,
+        section="messages",
+    )
+
+
+@router.get("/subaccounts/{subdomain}/messages/{message_id}")
+def message(request: Request, ctx: Ctx, subdomain: str, message_id: str) -> Response:
+    """One MPL entry: who sent it with which credential, and a link to the stored payload."""
+    seen = signed_in(request, ctx)
+    if isinstance(seen, Response):
+        return seen
+    try:
+        with transaction(ctx.read_sessions) as session:
+            subaccount, _ = authorize(
+                session,
+                principal=principal(seen),
+                subdomain=subdomain,
+                permission=Permission.messages_read,
+            )
+            found = mpl.get_message(session, subaccount=subaccount, message_id=message_id)
+            flow_exists = found.flow_path in {
+                f.path for f in flows.list_flows(session, subaccount=subaccount)
+            }
+    except OstiaryError as exc:
+        return problem(request, ctx, seen, exc)
+    return render(
+        request,
+        ctx,
+        seen,
+        "subaccounts/message.html",
+        subaccount=subaccount,
+        message=found,
+        flow_exists=flow_exists,
+        payload_url=f"/api/v1/subaccounts/{subaccount.subdomain}/messages/{found.id}/payload",
+        stored=found.status is MessageStatus.stored,
+        section="messages",
+    )
+
+
+# ---------------------------------------------------------------- technical users
+
+
+@router.get("/technical-users/{user_id}/explain")
+def explain_technical_user(
+    request: Request, ctx: Ctx, user_id: str, subdomain: Filter = "", flow: Filter = ""
+) -> Response:
+    """Why a technical user may or may not call a flow of a sub-account."""
+    seen = signed_in(request, ctx)
+    if isinstance(seen, Response):
+        return seen
+    try:
+        if not subdomain.strip() or not flow.strip():
+            raise InvalidInput("enter the sub-account and the flow path to explain")
+        with transaction(ctx.read_sessions) as session:
+            subject = identity.get_user(session, user_id=user_id)
+            subaccount, _ = authorize(
+                session,
+                principal=principal(seen),
+                subdomain=subdomain.strip(),
+                permission=Permission.assignments_read,
+            )
+            explanation = explain(
+                session, subaccount=subaccount, user_id=subject.user_id, flow_path=flow
+            )
+    except OstiaryError as exc:
+        return problem(request, ctx, seen, exc)
+    return render(
+        request,
+        ctx,
+        seen,
+        "technical_users/explain.html",
+        subject=subject,
+        subaccount=subaccount,
+        flow_path=flow.strip().strip("/"),
+        explanation=explanation,
+    )

@@ -16,14 +16,19 @@ from ostiary import __version__
 from ostiary.api import access as access_api
 from ostiary.api import errors
 from ostiary.api import identity as identity_api
+from ostiary.api import oauth_clients as oauth_clients_api
 from ostiary.api import runtime as runtime_api
 from ostiary.api import tenancy as tenancy_api
 from ostiary.api import users as users_api
+from ostiary.console import runtime_views as console_runtime
 from ostiary.console import security_views as console_security
 from ostiary.console import technical_views as console_technical
 from ostiary.console import tenancy_views as console_tenancy
 from ostiary.console import views as console
 from ostiary.context import AppContext, build_context
+from ostiary.db import transaction
+from ostiary.oauth.endpoints import OAuthServer
+from ostiary.oauth.keys import ensure_key
 from ostiary.ops import BodyLimitMiddleware, Metrics, ObservabilityMiddleware
 from ostiary.ops import routes as ops_routes
 from ostiary.runtime.endpoint import Runtime
@@ -45,6 +50,8 @@ def create_app(settings: Settings, *, ctx: AppContext | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        with transaction(ctx.sessions) as session:
+            ensure_key(session, secret_key=ctx.secret_key, clock=ctx.clock)
         ctx.grants.start()
         await runtime.writer.start()
         housekeeping = asyncio.create_task(maintenance(ctx, runtime), name="ostiary-maintenance")
@@ -76,13 +83,16 @@ def create_app(settings: Settings, *, ctx: AppContext | None = None) -> FastAPI:
     app.include_router(access_api.router)
     app.include_router(users_api.router)
     app.include_router(runtime_api.router)
+    app.include_router(oauth_clients_api.router)
     app.include_router(console.router)
     app.include_router(console_tenancy.router)
     app.include_router(console_security.router)
     app.include_router(console_technical.router)
+    app.include_router(console_runtime.router)
     app.mount("/static", StaticFiles(packages=[("ostiary.console", "static")]), name="static")
     for route in ops_routes(ctx, metrics):
         app.router.routes.append(route)
+    app.router.routes.extend(OAuthServer(ctx, runtime).routes())
     # The hot path: a plain Starlette route (see ostiary/runtime/endpoint.py for why).
     app.router.routes.append(
         Route("/t/{subdomain}/http/{path:path}", runtime.handle, methods=["POST", "PUT"])

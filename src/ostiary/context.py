@@ -16,6 +16,8 @@ from ostiary.identity.credential_cache import VerifiedCredentialCache
 from ostiary.identity.passwords import PasswordHasher
 from ostiary.identity.throttle import SigninThrottle
 from ostiary.mail.transport import MailTransport, OutboxOnlyTransport, SmtpTransport
+from ostiary.oauth.keys import KeyRing
+from ostiary.oauth.rfc9068_jwt import TokenValidator
 from ostiary.settings import Environment, Settings
 
 
@@ -36,6 +38,8 @@ class AppContext:
     throttle: SigninThrottle
     grants: SnapshotCache = field(init=False)
     verified: VerifiedCredentialCache = field(init=False)
+    keyring: KeyRing = field(init=False)
+    tokens: TokenValidator = field(init=False)
     token_hasher: KeyedHasher = field(init=False)
     secret_hasher: KeyedHasher = field(init=False)
 
@@ -45,6 +49,8 @@ class AppContext:
         self.grants = SnapshotCache(self.read_sessions)
         event.listen(self.sessions, "after_commit", self._after_commit)
         self.verified = VerifiedCredentialCache(KeyedHasher(self.secret_key, "verified-cache"))
+        self.keyring = KeyRing(self.secret_key)
+        self.tokens = TokenValidator(self.keyring, issuer=self.settings.public_url)
 
     def _after_commit(self, session: Session) -> None:
         if session.info.pop(versions.CHANGED, False):

@@ -5,6 +5,7 @@ from ostiary.audit import models as audit_models
 from ostiary.db import Base
 from ostiary.identity import models as identity_models
 from ostiary.mail import models as mail_models
+from ostiary.oauth import models as oauth_models
 from ostiary.runtime import models as runtime_models
 from ostiary.tenancy import models as tenancy_models
 
@@ -14,6 +15,7 @@ __all__ = [
     "audit_models",
     "identity_models",
     "mail_models",
+    "oauth_models",
     "runtime_models",
     "tenancy_models",
 ]

@@ -53,6 +53,7 @@ class Settings(BaseSettings):
     signin_failures_per_account: int = Field(default=10, ge=1)
     signin_failures_per_address: int = Field(default=100, ge=1)
     signin_window_seconds: int = Field(default=900, ge=1)
+    token_lifetime_seconds: int = Field(default=3600, ge=60, le=24 * 3600)
 
     @field_validator("public_url")
     @classmethod

@@ -13,6 +13,8 @@ import logging
 import threading
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -64,6 +66,34 @@ class SubaccountFacts:
 
 
 @dataclass(frozen=True)
+class ClientFacts:
+    """What the token endpoint and the runtime need of one OAuth client."""
+
+    id: uuid.UUID
+    client_id: str
+    subdomain: str
+    user_id: str
+    active: bool
+    expires_at: datetime | None
+    #: (keyed hash, expiry) of each secret; two during an overlap rotation.
+    secrets: tuple[tuple[str, datetime | None], ...]
+    jwks: dict[str, Any] | None
+    jwks_uri: str | None
+
+
+@dataclass(frozen=True)
+class KeyFacts:
+    """A signing key as the snapshot carries it (the private part still encrypted)."""
+
+    kid: str
+    alg: str
+    public_jwk: dict[str, Any]
+    private_encrypted: str
+    signs_from: datetime
+    published_until: datetime | None
+
+
+@dataclass(frozen=True)
 class GrantSnapshot:
     """Users, sub-accounts, member roles and application roles at one grants version."""
 
@@ -75,6 +105,11 @@ class GrantSnapshot:
     subaccount_facts: dict[str, SubaccountFacts] = field(default_factory=dict)
     #: (subdomain, path) → flow.
     flows: dict[tuple[str, str], FlowFacts] = field(default_factory=dict)
+    clients: dict[str, ClientFacts] = field(default_factory=dict)
+    #: Newest first.
+    keys: tuple[KeyFacts, ...] = ()
+    #: jti → expiry of revoked, not yet expired access tokens.
+    revoked: dict[str, datetime] = field(default_factory=dict)
     member_roles: dict[tuple[uuid.UUID, uuid.UUID], frozenset[str]] = field(default_factory=dict)
     roles: dict[tuple[uuid.UUID, uuid.UUID], dict[str, frozenset[str]]] = field(
         default_factory=dict
@@ -151,6 +186,7 @@ def load(session: Session) -> GrantSnapshot:
         for flow in session.scalars(select(Flow))
         if flow.subaccount_id in by_id
     }
+    clients, keys, revoked = _load_oauth(session, by_id)
     member_roles = {
         (user_id, sub_id): frozenset(roles)
         for user_id, sub_id, roles in session.execute(
@@ -177,9 +213,56 @@ def load(session: Session) -> GrantSnapshot:
         subaccounts=subaccounts,
         subaccount_facts=facts,
         flows=flows,
+        clients=clients,
+        keys=keys,
+        revoked=revoked,
         member_roles=member_roles,
         roles={k: {r: frozenset(c) for r, c in v.items()} for k, v in roles.items()},
     )
+
+
+def _load_oauth(
+    session: Session, subdomains: dict[uuid.UUID, str]
+) -> tuple[dict[str, ClientFacts], tuple[KeyFacts, ...], dict[str, datetime]]:
+    from ostiary.oauth.models import (
+        ClientSecret,
+        ClientStatus,
+        OAuthClient,
+        RevokedToken,
+        SigningKey,
+    )
+
+    secrets: dict[uuid.UUID, list[tuple[str, datetime | None]]] = {}
+    for owner, digest, expires in session.execute(
+        select(ClientSecret.client_id, ClientSecret.secret_hash, ClientSecret.expires_at)
+    ):
+        secrets.setdefault(owner, []).append((digest, expires))
+    user_ids = {row.id: row.user_id for row in session.execute(select(User.id, User.user_id))}
+    clients = {
+        c.client_id: ClientFacts(
+            c.id,
+            c.client_id,
+            subdomains.get(c.subaccount_id, ""),
+            user_ids.get(c.user_id, ""),
+            c.status is ClientStatus.active,
+            c.expires_at,
+            tuple(secrets.get(c.id, ())),
+            c.jwks,
+            c.jwks_uri,
+        )
+        for c in session.scalars(select(OAuthClient))
+    }
+    keys = tuple(
+        KeyFacts(
+            k.kid, k.alg, k.public_jwk, k.private_key_encrypted, k.signs_from, k.published_until
+        )
+        for k in session.scalars(select(SigningKey).order_by(SigningKey.signs_from.desc()))
+    )
+    revoked = {
+        row.jti: row.expires_at
+        for row in session.execute(select(RevokedToken.jti, RevokedToken.expires_at))
+    }
+    return clients, keys, revoked
 
 
 class SnapshotCache:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from fastapi import Request
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ostiary.context import AppContext
@@ -22,7 +23,8 @@ from ostiary.db import transaction
 from ostiary.errors import AuthenticationFailed, PermissionDenied
 from ostiary.identity import service as identity
 from ostiary.identity import sessions
-from ostiary.identity.models import User, UserKind
+from ostiary.identity.models import User, UserKind, UserStatus
+from ostiary.oauth.errors import InvalidToken
 
 SESSION_COOKIE = "ostiary_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -128,7 +130,38 @@ class SessionAuthenticator:
         return Principal.of(signed_in.user, "session")
 
 
-DEFAULT_AUTHENTICATORS: Sequence[Authenticator] = (BasicAuthenticator(), SessionAuthenticator())
+class BearerAuthenticator:
+    """Access tokens issued by Ostiary; the principal is the client's technical user."""
+
+    def authenticate(
+        self, request: Request, session: Session, ctx: AppContext, *, allow_expired: bool
+    ) -> Principal | None:
+        """Validate a ``Bearer`` token, if the request carries one."""
+        header = request.headers.get("authorization", "")
+        if header[:7].lower() != "bearer ":
+            return None
+        snapshot = ctx.grants.get()
+        try:
+            access = ctx.tokens.validate(header[7:].strip(), snapshot, now=ctx.clock.now())
+        except InvalidToken as exc:
+            raise AuthenticationFailed(reason=f"bearer: {exc.reason}") from exc
+        client = snapshot.clients.get(access.client_id)
+        user = session.scalar(select(User).where(User.user_id == access.subject))
+        if (
+            client is None
+            or not client.active
+            or user is None
+            or (user.status is not UserStatus.active)
+        ):
+            raise AuthenticationFailed(reason="bearer: client or user no longer active")
+        return Principal.of(user, "bearer")
+
+
+DEFAULT_AUTHENTICATORS: Sequence[Authenticator] = (
+    BasicAuthenticator(),
+    BearerAuthenticator(),
+    SessionAuthenticator(),
+)
 
 
 def _authenticate(request: Request, *, allow_expired: bool) -> Principal:

@@ -21,6 +21,7 @@ log = logging.getLogger("ostiary.api")
 
 #: The challenge sent with every 401 of the admin API.
 BASIC_CHALLENGE = 'Basic realm="ostiary", charset="UTF-8"'
+BEARER_CHALLENGE = 'Bearer realm="ostiary", error="invalid_token"'
 
 
 def error_response(
@@ -47,7 +48,9 @@ async def _ostiary_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, OstiaryError)
     headers: dict[str, str] = {}
     if isinstance(exc, AuthenticationFailed):
-        headers["WWW-Authenticate"] = BASIC_CHALLENGE
+        headers["WWW-Authenticate"] = (
+            BEARER_CHALLENGE if exc.reason.startswith("bearer:") else BASIC_CHALLENGE
+        )
         log.info(
             "authentication failed on %s: %s", request.url.path, exc.reason or "no credentials"
         )

@@ -3,9 +3,9 @@ log, and the access explanation on the flow and technical-user pages (SPEC C4, C
 
 from __future__ import annotations
 
-from datetime import datetime
+import math
 from typing import Annotated, Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from starlette.responses import Response
@@ -13,23 +13,29 @@ from starlette.responses import Response
 from ostiary.access.permissions import Permission
 from ostiary.access.service import role_names
 from ostiary.api.deps import authorize, context
+from ostiary.console import message_views
 from ostiary.console.guard import may, principal, problem, signed_in
 from ostiary.console.web import Viewer, check_csrf, redirect, render
 from ostiary.context import AppContext
 from ostiary.db import transaction
 from ostiary.errors import InvalidInput, OstiaryError, PermissionDenied
 from ostiary.identity import service as identity
-from ostiary.runtime import flows, mpl
+from ostiary.runtime import flows
 from ostiary.runtime.explain import explain
-from ostiary.runtime.models import DEFAULT_MAX_BYTES, DEFAULT_ROLE, AuthMethod, FlowMode
-from ostiary.runtime.models import MessageStatus
+from ostiary.runtime.models import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_ROLE,
+    AuthMethod,
+    FlowMode,
+)
 
 router = APIRouter(prefix="/console", include_in_schema=False)
+# The MPL pages live in their own module; they ride on this router so the app adds one.
+router.include_router(message_views.router)
 Ctx = Annotated[AppContext, Depends(context)]
 Field = Annotated[str, Form(max_length=2000)]
 Choices = Annotated[list[str], Form(max_length=10, default_factory=list)]
 Filter = Annotated[str, Query(max_length=200)]
-PAGE_SIZE = 50
 MIB = 1024 * 1024
 #: The sender authentication methods with the words the form shows next to them.
 AUTH_LABELS = {
@@ -47,9 +53,12 @@ def _flows_url(subdomain: str, path: str | None = None) -> str:
 
 def _number(value: str, *, label: str) -> float:
     try:
-        return float(value.strip().replace(",", "."))
+        number = float(value.strip().replace(",", "."))
     except ValueError as exc:
         raise InvalidInput(f"{label} must be a number") from exc
+    if not math.isfinite(number):  # "inf" and "nan" parse, but round() fails on them
+        raise InvalidInput(f"{label} must be a number")
+    return number
 
 
 def _flow_fields(form: dict[str, Any]) -> dict[str, Any]:
@@ -338,122 +347,6 @@ def change_flow(
         return redirect(ctx, _flows_url(subdomain), flash="flow_deleted")
     flash = {"save": "flow_changed", "enable": "flow_enabled", "disable": "flow_disabled"}
     return redirect(ctx, _flows_url(subdomain, path.strip("/")), flash=flash[action])
-
-
-# ---------------------------------------------------------------- message processing log
-
-
-def _moment(value: str, *, label: str) -> datetime | None:
-    if not value.strip():
-        return None
-    try:
-        return datetime.fromisoformat(value.strip())
-    except ValueError as exc:
-        raise InvalidInput(f"{label} must be a date and time like 2024-05-31T13:45") from exc
-
-
-@router.get("/subaccounts/{subdomain}/messages")
-def messages(
-    request: Request,
-    ctx: Ctx,
-    subdomain: str,
-    flow: Filter = "",
-    sender: Filter = "",
-    status: Filter = "",
-    since: Filter = "",
-    until: Filter = "",
-    cursor: Filter = "",
-) -> Response:
-    """The message processing log, newest first, with filters and a Next page link."""
-    seen = signed_in(request, ctx)
-    if isinstance(seen, Response):
-        return seen
-    filters = {"flow": flow, "sender": sender, "status": status, "since": since, "until": until}
-    error: InvalidInput | None = None
-    page = mpl.MessagePage(items=[], next_cursor=None)
-    try:
-        with transaction(ctx.read_sessions) as session:
-            subaccount, _ = authorize(
-                session,
-                principal=principal(seen),
-                subdomain=subdomain,
-                permission=Permission.messages_read,
-            )
-            paths = [f.path for f in flows.list_flows(session, subaccount=subaccount)]
-            try:
-                if status and status not in {s.value for s in MessageStatus}:
-                    raise InvalidInput("choose the status stored, forwarded or failed")
-                page = mpl.list_messages(
-                    session,
-                    subaccount=subaccount,
-                    flow=flow or None,
-                    sender=sender or None,
-                    status=MessageStatus(status) if status else None,
-                    since=_moment(since, label="From"),
-                    until=_moment(until, label="To"),
-                    limit=PAGE_SIZE,
-                    cursor=cursor or None,
-                )
-            except InvalidInput as exc:
-                error = exc
-    except OstiaryError as exc:
-        return problem(request, ctx, seen, exc)
-    if flow and flow not in paths:
-        paths.append(flow)  # messages outlive deleted flows
-    kept = {k: v for k, v in filters.items() if v}
-    return render(
-        request,
-        ctx,
-        seen,
-        "subaccounts/messages.html",
-        status=error.status_code if error else 200,
-        error=error.detail if error else None,
-        subaccount=subaccount,
-        messages=page.items,
-        filters=filters,
-        filtered=bool(kept),
-        flow_paths=paths,
-        statuses=[s.value for s in MessageStatus],
-        paged=bool(cursor),
-        next_url=f"?{urlencode({**kept, 'cursor': page.next_cursor})}"
-        if page.next_cursor
-        else None,
-        section="messages",
-    )
-
-
-@router.get("/subaccounts/{subdomain}/messages/{message_id}")
-def message(request: Request, ctx: Ctx, subdomain: str, message_id: str) -> Response:
-    """One MPL entry: who sent it with which credential, and a link to the stored payload."""
-    seen = signed_in(request, ctx)
-    if isinstance(seen, Response):
-        return seen
-    try:
-        with transaction(ctx.read_sessions) as session:
-            subaccount, _ = authorize(
-                session,
-                principal=principal(seen),
-                subdomain=subdomain,
-                permission=Permission.messages_read,
-            )
-            found = mpl.get_message(session, subaccount=subaccount, message_id=message_id)
-            flow_exists = found.flow_path in {
-                f.path for f in flows.list_flows(session, subaccount=subaccount)
-            }
-    except OstiaryError as exc:
-        return problem(request, ctx, seen, exc)
-    return render(
-        request,
-        ctx,
-        seen,
-        "subaccounts/message.html",
-        subaccount=subaccount,
-        message=found,
-        flow_exists=flow_exists,
-        payload_url=f"/api/v1/subaccounts/{subaccount.subdomain}/messages/{found.id}/payload",
-        stored=found.status is MessageStatus.stored,
-        section="messages",
-    )
 
 
 # ---------------------------------------------------------------- technical users

@@ -17,17 +17,31 @@ from sqlalchemy.orm import Session
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
+from ostiary.access.snapshot import GrantSnapshot
 from ostiary.api.authn import parse_basic
 from ostiary.audit.actions import AuditAction
 from ostiary.audit.service import record
 from ostiary.context import AppContext
 from ostiary.errors import AuthenticationFailed, Throttled
 from ostiary.runtime.models import Message, MessageStatus
-from ostiary.runtime.service import Accepted, Refusal, admit, new_message_id, verify_basic
+from ostiary.runtime.service import (
+    Accepted,
+    Caller,
+    Refusal,
+    admit,
+    new_message_id,
+    verify_basic,
+    verify_bearer,
+)
 from ostiary.runtime.usage import LastUse
 from ostiary.runtime.writer import BatchWriter, StoreUnavailable
 
 CHALLENGE = {"WWW-Authenticate": 'Basic realm="ostiary", charset="UTF-8"'}
+BEARER_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="ostiary", error="invalid_token"'}
+ANY_CHALLENGE = {
+    "WWW-Authenticate": 'Basic realm="ostiary", charset="UTF-8", Bearer realm="ostiary"'
+}
+INVALID_TOKEN = b'{"error":"invalid_token","detail":"the access token is not valid here"}'
 UNAUTHORIZED = b'{"error":"unauthorized","detail":"authentication required"}'
 FORBIDDEN = b'{"error":"forbidden","detail":"not allowed to call this flow"}'
 NOT_FOUND = b'{"error":"not_found","detail":"no such flow"}'
@@ -64,33 +78,22 @@ class Runtime:
         path = request.path_params["path"].strip("/")
         address = request.client.host if request.client else "unknown"
         header = request.headers.get("authorization", "")
-        try:
-            identifier, password = parse_basic(header)
-        except AuthenticationFailed:
-            return _json(401, UNAUTHORIZED, CHALLENGE)
         snapshot = self.ctx.grants.get()
-        known = snapshot.find_user(identifier)
-        # Failures count per account (user ID and e-mail share one budget) and per address.
-        account = known.user_id if known is not None else identifier
-        try:
-            self.ctx.throttle.check(account=account, address=address)
-        except Throttled as exc:
-            return _json(
-                429,
-                b'{"error":"too_many_requests","detail":"try again later"}',
-                {"Retry-After": str(exc.retry_after)},
+        if header[:7].lower() == "bearer ":
+            caller: Caller | Response = self._bearer(
+                snapshot, header[7:].strip(), subdomain, path, address
             )
-        caller = await verify_basic(self.ctx, snapshot, identifier, password)
-        if isinstance(caller, Refusal):
-            self.ctx.throttle.failed(account=account, address=address)
-            self._deny(caller, subdomain, path, address)
-            return _json(401, UNAUTHORIZED, CHALLENGE)
+        else:
+            caller = await self._basic(snapshot, header, subdomain, path, address)
+        if isinstance(caller, Response):
+            return caller
         flow = admit(snapshot, caller, subdomain, path)
         if isinstance(flow, Refusal):
             if flow.status != 404:
                 self._deny(flow, subdomain, path, address)
             body = {401: UNAUTHORIZED, 403: FORBIDDEN, 404: NOT_FOUND}[flow.status]
-            return _json(flow.status, body, CHALLENGE if flow.status == 401 else None)
+            challenge = BEARER_CHALLENGE if caller.method == "oauth" else CHALLENGE
+            return _json(flow.status, body, challenge if flow.status == 401 else None)
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > flow.max_bytes:
             return _json(413, b'{"error":"payload_too_large","detail":"message too large"}')
@@ -116,6 +119,42 @@ class Runtime:
         if flow.mode == "forward":
             return await self._forward(accepted, payload, started)
         return await self._store(accepted, payload, started)
+
+    # ------------------------------------------------------------ sender authentication
+
+    async def _basic(
+        self, snapshot: GrantSnapshot, header: str, subdomain: str, path: str, address: str
+    ) -> Caller | Response:
+        try:
+            identifier, password = parse_basic(header)
+        except AuthenticationFailed:
+            return _json(401, UNAUTHORIZED, ANY_CHALLENGE)
+        known = snapshot.find_user(identifier)
+        # Failures count per account (user ID and e-mail share one budget) and per address.
+        account = known.user_id if known is not None else identifier
+        try:
+            self.ctx.throttle.check(account=account, address=address)
+        except Throttled as exc:
+            return _json(
+                429,
+                b'{"error":"too_many_requests","detail":"try again later"}',
+                {"Retry-After": str(exc.retry_after)},
+            )
+        caller = await verify_basic(self.ctx, snapshot, identifier, password)
+        if isinstance(caller, Refusal):
+            self.ctx.throttle.failed(account=account, address=address)
+            self._deny(caller, subdomain, path, address)
+            return _json(401, UNAUTHORIZED, CHALLENGE)
+        return caller
+
+    def _bearer(
+        self, snapshot: GrantSnapshot, token: str, subdomain: str, path: str, address: str
+    ) -> Caller | Response:
+        caller = verify_bearer(self.ctx, snapshot, token, subdomain)
+        if isinstance(caller, Refusal):
+            self._deny(caller, subdomain, path, address)
+            return _json(401, INVALID_TOKEN, BEARER_CHALLENGE)
+        return caller
 
     # ------------------------------------------------------------ modes
 

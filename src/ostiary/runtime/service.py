@@ -19,6 +19,8 @@ from ostiary.access.snapshot import FlowFacts, GrantSnapshot, UserFacts
 from ostiary.context import AppContext
 from ostiary.identity.models import UserStatus
 from ostiary.identity.service import KEYED_PREFIX
+from ostiary.oauth.errors import InvalidToken
+from ostiary.oauth.rfc9068_jwt import audience
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,8 @@ class Caller:
     user: UserFacts
     credential_id: str
     method: str
+    #: The roles an access token was narrowed to (``None`` for Basic: all held roles).
+    scope: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,33 @@ async def verify_basic(
     return Caller(user=user, credential_id=credential_id(user), method="basic")
 
 
+def verify_bearer(
+    ctx: AppContext, snapshot: GrantSnapshot, token: str, subdomain: str
+) -> Caller | Refusal:
+    """Check an access token for this sub-account's tenant, against the current state: the
+    client and its technical user must still be active (SPEC: within a second)."""
+    try:
+        access = ctx.tokens.validate(
+            token,
+            snapshot,
+            now=ctx.clock.now(),
+            expected_audience=audience(ctx.settings.public_url, subdomain),
+        )
+    except InvalidToken as exc:
+        return Refusal(401, f"invalid token: {exc.reason}")
+    client = snapshot.clients.get(access.client_id)
+    if client is None or not client.active:
+        return Refusal(401, f"client {access.client_id} is disabled or deleted", access.subject)
+    if client.expires_at is not None and client.expires_at <= ctx.clock.now():
+        return Refusal(401, f"client {access.client_id} has expired", access.subject)
+    user = snapshot.users.get(access.subject)
+    if user is None:
+        return Refusal(401, f"user {access.subject} does not exist")
+    if user.status is not UserStatus.active:
+        return Refusal(401, f"user is {user.status.value}", user.user_id)
+    return Caller(user=user, credential_id=access.client_id, method="oauth", scope=access.scope)
+
+
 def admit(
     snapshot: GrantSnapshot, caller: Caller, subdomain: str, path: str
 ) -> FlowFacts | Refusal:
@@ -82,10 +113,13 @@ def admit(
     flow = snapshot.flows.get((subdomain, path)) if facts else None
     if facts is None or flow is None:
         return Refusal(404, f"no flow {path} in {subdomain}", caller.user.user_id)
-    if caller.method == "basic" and (not facts.basic_auth_allowed or "basic" not in flow.auth):
-        where = "sub-account" if not facts.basic_auth_allowed else "flow"
+    if caller.method not in flow.auth:
         return Refusal(
-            401, f"basic authentication is forbidden by the {where}", caller.user.user_id
+            401, f"flow {path} does not accept {caller.method} authentication", caller.user.user_id
+        )
+    if caller.method == "basic" and not facts.basic_auth_allowed:
+        return Refusal(
+            401, "basic authentication is forbidden by the sub-account", caller.user.user_id
         )
     if not flow.enabled:
         return Refusal(403, f"flow {path} is disabled", caller.user.user_id)
@@ -95,6 +129,10 @@ def admit(
     decision = decide(grants, RoleRequirement(flow.required_role))
     if isinstance(decision, Deny):
         return Refusal(403, decision.reason, caller.user.user_id)
+    if caller.scope is not None and flow.required_role not in caller.scope:
+        return Refusal(
+            403, f"the token's scope does not include {flow.required_role}", caller.user.user_id
+        )
     return flow
 
 

@@ -13,7 +13,7 @@ from ostiary.identity.models import User
 
 
 class LastUse:
-    """Newest use per user ID since the last flush."""
+    """Newest use per user ID (or ``client:{client_id}``) since the last flush."""
 
     def __init__(self) -> None:
         self._seen: dict[str, datetime] = {}
@@ -34,7 +34,19 @@ class LastUse:
     @staticmethod
     def flush(session: Session, seen: dict[str, datetime]) -> None:
         """Write the newest use of each user, never moving a time backwards."""
+        from ostiary.oauth.models import OAuthClient
+
         for user_id, when in seen.items():
+            if user_id.startswith("client:"):
+                session.execute(
+                    update(OAuthClient)
+                    .where(
+                        OAuthClient.client_id == user_id.removeprefix("client:"),
+                        or_(OAuthClient.last_used_at.is_(None), OAuthClient.last_used_at < when),
+                    )
+                    .values(last_used_at=when)
+                )
+                continue
             session.execute(
                 update(User)
                 .where(

@@ -1,0 +1,219 @@
+"""Client authentication at the token, introspection and revocation endpoints.
+
+RFC 6749 §2.3.1: ``client_secret_basic`` (client ID and secret form-urlencoded, then
+Basic) and ``client_secret_post``; RFC 7523 §2.2 / RFC 7521 §4.2: ``private_key_jwt``, a
+JWT signed by the client's registered key with ``iss`` = ``sub`` = client ID, ``aud`` the
+token endpoint (or the issuer), ``exp`` and a ``jti`` not seen before. Exactly one method
+per request; every failure is the same ``invalid_client``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import unquote_plus
+
+import httpx
+import jwt
+
+from ostiary.access.snapshot import ClientFacts, GrantSnapshot
+from ostiary.context import AppContext
+from ostiary.oauth.errors import InvalidClient, InvalidRequest
+
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+ASSERTION_ALGORITHMS = ["ES256", "ES384", "RS256", "PS256", "EdDSA"]
+
+
+@dataclass(frozen=True)
+class AuthenticatedClient:
+    """A client that proved who it is, and how."""
+
+    client: ClientFacts
+    method: str
+
+
+def _basic(header: str) -> tuple[str, str]:
+    try:
+        decoded = base64.b64decode(header[6:].strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise InvalidClient("client authentication failed", reason="malformed basic") from exc
+    client_id, colon, secret = decoded.partition(":")
+    if not colon:
+        raise InvalidClient("client authentication failed", reason="malformed basic")
+    return unquote_plus(client_id), unquote_plus(secret)
+
+
+class ReplayCache:
+    """``jti``s of client assertions seen until they expire (per process)."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def first_use(self, jti: str, expires: float) -> bool:
+        """Record ``jti``; false if it was already used."""
+        now = time.time()
+        with self._lock:
+            if len(self._seen) > 100_000:
+                self._seen = {k: v for k, v in self._seen.items() if v > now}
+            if jti in self._seen and self._seen[jti] > now:
+                return False
+            self._seen[jti] = expires
+            return True
+
+
+class ClientAuthenticator:
+    """Authenticates clients from the grants snapshot (no query per request)."""
+
+    def __init__(
+        self, ctx: AppContext, *, token_endpoint: str, issuer: str, http: httpx.AsyncClient
+    ) -> None:
+        self._ctx = ctx
+        self._audiences = {token_endpoint, issuer}
+        self._http = http
+        self._replay = ReplayCache()
+        self._jwks_cache: dict[str, tuple[float, dict[str, Any]]] = {}
+
+    async def authenticate(
+        self, snapshot: GrantSnapshot, *, header: str, form: dict[str, str], now: datetime
+    ) -> AuthenticatedClient:
+        """The client behind the request, or ``InvalidClient``/``InvalidRequest``."""
+        methods = []
+        if header.lower().startswith("basic "):
+            methods.append("client_secret_basic")
+        if "client_secret" in form:
+            methods.append("client_secret_post")
+        if "client_assertion" in form or "client_assertion_type" in form:
+            methods.append("private_key_jwt")
+        if len(methods) > 1:
+            raise InvalidRequest("use exactly one client authentication method")
+        if not methods:
+            raise InvalidClient("client authentication is required", reason="no credentials")
+        method = methods[0]
+        if method == "private_key_jwt":
+            client = await self._assertion(snapshot, form, now)
+        else:
+            if method == "client_secret_basic":
+                client_id, secret = _basic(header)
+            else:
+                client_id, secret = form.get("client_id", ""), form["client_secret"]
+            client = self._secret(snapshot, client_id, secret, now)
+        if form.get("client_id") and form["client_id"] != client.client_id:
+            raise InvalidClient("client authentication failed", reason="client_id mismatch")
+        return AuthenticatedClient(client, method)
+
+    def _usable(self, snapshot: GrantSnapshot, client_id: str, now: datetime) -> ClientFacts:
+        client = snapshot.clients.get(client_id)
+        if client is None:
+            raise InvalidClient("client authentication failed", reason="unknown client")
+        if not client.active:
+            raise InvalidClient("client authentication failed", reason="client disabled")
+        if client.expires_at is not None and client.expires_at <= now:
+            raise InvalidClient("client authentication failed", reason="client expired")
+        return client
+
+    def _secret(
+        self, snapshot: GrantSnapshot, client_id: str, secret: str, now: datetime
+    ) -> ClientFacts:
+        client = snapshot.clients.get(client_id)
+        if client is None:
+            self._ctx.secret_hasher.hash(secret)  # cost the same as a known client
+            raise InvalidClient("client authentication failed", reason="unknown client")
+        valid = retired = False
+        for stored, expires in client.secrets:  # every secret is compared, in constant time
+            if self._ctx.secret_hasher.verify(secret, stored):
+                if expires is None or expires > now:
+                    valid = True
+                else:
+                    retired = True
+        if not valid:
+            raise InvalidClient(
+                "client authentication failed",
+                reason="secret retired" if retired else "wrong secret",
+            )
+        return self._usable(snapshot, client_id, now)
+
+    async def _assertion(
+        self, snapshot: GrantSnapshot, form: dict[str, str], now: datetime
+    ) -> ClientFacts:
+        if form.get("client_assertion_type") != ASSERTION_TYPE or not form.get("client_assertion"):
+            raise InvalidRequest(f"client_assertion_type must be {ASSERTION_TYPE}")
+        assertion = form["client_assertion"]
+        try:
+            unverified = jwt.decode(assertion, options={"verify_signature": False})
+            header = jwt.get_unverified_header(assertion)
+        except jwt.PyJWTError as exc:
+            raise InvalidClient(
+                "client authentication failed", reason="malformed assertion"
+            ) from exc
+        client_id = str(unverified.get("iss", ""))
+        client = self._usable(snapshot, client_id, now)
+        if header.get("alg") not in ASSERTION_ALGORITHMS:
+            raise InvalidClient(
+                "client authentication failed",
+                reason=f"assertion alg {header.get('alg')!r} refused",
+            )
+        key = await self._client_key(client, header.get("kid"))
+        try:
+            claims = jwt.decode(
+                assertion,
+                key,
+                algorithms=ASSERTION_ALGORITHMS,
+                audience=list(self._audiences),
+                issuer=client_id,
+                options={
+                    "require": ["exp", "iss", "sub", "aud", "jti"],
+                    "verify_exp": False,
+                    "verify_iat": False,
+                    "verify_nbf": False,
+                },
+            )
+        except jwt.PyJWTError as exc:
+            raise InvalidClient(
+                "client authentication failed", reason=f"assertion: {type(exc).__name__}"
+            ) from exc
+        stamp = now.timestamp()
+        if claims["sub"] != client_id:
+            raise InvalidClient("client authentication failed", reason="sub is not client_id")
+        if float(claims["exp"]) <= stamp or float(claims["exp"]) > stamp + 3600:
+            raise InvalidClient("client authentication failed", reason="assertion expired")
+        if not self._replay.first_use(str(claims["jti"]), float(claims["exp"])):
+            raise InvalidClient("client authentication failed", reason="assertion replayed")
+        return client
+
+    async def _client_key(self, client: ClientFacts, kid: object) -> Any:
+        jwks = client.jwks
+        if jwks is None and client.jwks_uri:
+            jwks = await self._fetch_jwks(client.jwks_uri)
+        keys = [k for k in (jwks or {}).get("keys", []) if isinstance(k, dict)]
+        if kid is not None:
+            keys = [k for k in keys if k.get("kid") == kid]
+        if not keys:
+            raise InvalidClient("client authentication failed", reason="no matching client key")
+        try:
+            return jwt.PyJWK(keys[0]).key
+        except jwt.PyJWTError as exc:
+            raise InvalidClient(
+                "client authentication failed", reason="unusable client key"
+            ) from exc
+
+    async def _fetch_jwks(self, uri: str) -> dict[str, Any]:
+        cached = self._jwks_cache.get(uri)
+        if cached and cached[0] > time.monotonic():
+            return cached[1]
+        try:
+            answer = await self._http.get(uri, timeout=5)
+            answer.raise_for_status()
+            jwks: dict[str, Any] = json.loads(answer.content)
+        except (httpx.HTTPError, ValueError) as exc:
+            raise InvalidClient(
+                "client authentication failed", reason="jwks_uri unreachable"
+            ) from exc
+        self._jwks_cache[uri] = (time.monotonic() + 300, jwks)
+        return jwks

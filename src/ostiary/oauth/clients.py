@@ -1,0 +1,262 @@
+"""OAuth clients per sub-account, each acting as one technical user: create, rotate secrets
+with overlap, retire, disable. Secrets are 256-bit, stored as keyed hashes, shown once."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ostiary.access import versions
+from ostiary.audit.actions import AuditAction
+from ostiary.audit.service import record
+from ostiary.context import AppContext
+from ostiary.crypto import generate_secret
+from ostiary.errors import InvalidInput, NotFound
+from ostiary.identity.models import User, UserKind, UserStatus
+from ostiary.oauth.models import ClientSecret, ClientStatus, OAuthClient
+from ostiary.tenancy.models import Subaccount
+
+
+@dataclass(frozen=True)
+class IssuedClientSecret:
+    """A client and a new secret, to be shown exactly once."""
+
+    client: OAuthClient
+    secret: str
+    secret_id: uuid.UUID
+
+
+def _check_jwks(jwks: dict[str, Any] | None, jwks_uri: str | None) -> None:
+    if jwks is not None:
+        keys = jwks.get("keys")
+        if (
+            not isinstance(keys, list)
+            or not keys
+            or not all(isinstance(k, dict) and "kty" in k for k in keys)
+        ):
+            raise InvalidInput('jwks must be a JWK Set: {"keys": [{"kty": …}, …]}')
+        if any("d" in k for k in keys):
+            raise InvalidInput("jwks must hold public keys only (a key has a private 'd')")
+    if jwks_uri is not None:
+        parts = urlsplit(jwks_uri)
+        if parts.scheme not in {"https", "http"} or not parts.hostname:
+            raise InvalidInput("jwks_uri must be an http(s) URL")
+
+
+def _add_secret(session: Session, ctx: AppContext, client: OAuthClient) -> tuple[str, uuid.UUID]:
+    secret = generate_secret(32)
+    row = ClientSecret(
+        id=uuid.uuid4(),
+        client_id=client.id,
+        secret_hash=ctx.secret_hasher.hash(secret),
+        created_at=ctx.clock.now(),
+        expires_at=None,
+    )
+    session.add(row)
+    return secret, row.id
+
+
+def create(
+    session: Session,
+    ctx: AppContext,
+    *,
+    actor: str,
+    subaccount: Subaccount,
+    user: User,
+    description: str = "",
+    expires_at: datetime | None = None,
+    jwks: dict[str, Any] | None = None,
+    jwks_uri: str | None = None,
+) -> IssuedClientSecret:
+    """Create a client acting as technical user ``user`` in ``subaccount``."""
+    if user.kind is not UserKind.technical:
+        raise InvalidInput(
+            f"{user.user_id} is not a technical user; OAuth clients act as technical users"
+        )
+    if user.status is not UserStatus.active:
+        raise InvalidInput(f"{user.user_id} is {user.status.value}")
+    if expires_at is not None and expires_at <= ctx.clock.now():
+        raise InvalidInput("expires_at must be in the future")
+    _check_jwks(jwks, jwks_uri)
+    now = ctx.clock.now()
+    client = OAuthClient(
+        id=uuid.uuid4(),
+        client_id=f"oc-{secrets.token_hex(12)}",
+        subaccount_id=subaccount.id,
+        user_id=user.id,
+        description=description,
+        status=ClientStatus.active,
+        jwks=jwks,
+        jwks_uri=jwks_uri,
+        expires_at=expires_at,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(client)
+    session.flush()
+    secret, secret_id = _add_secret(session, ctx, client)
+    record(
+        session,
+        clock=ctx.clock,
+        actor=actor,
+        action=AuditAction.oauth_client_created,
+        target=client.client_id,
+        subdomain=subaccount.subdomain,
+        after={
+            "acts_as": user.user_id,
+            "description": description,
+            "expires_at": expires_at,
+            "private_key_jwt": bool(jwks or jwks_uri),
+        },
+    )
+    versions.bump(session)
+    return IssuedClientSecret(client, secret, secret_id)
+
+
+def get(session: Session, *, subaccount: Subaccount, client_id: str) -> OAuthClient:
+    """The client ``client_id`` of the sub-account, or ``NotFound``."""
+    client = session.scalar(
+        select(OAuthClient).where(
+            OAuthClient.client_id == client_id, OAuthClient.subaccount_id == subaccount.id
+        )
+    )
+    if client is None:
+        raise NotFound(f"no OAuth client {client_id} in {subaccount.subdomain}")
+    return client
+
+
+def rotate(
+    session: Session,
+    ctx: AppContext,
+    *,
+    actor: str,
+    subaccount: Subaccount,
+    client: OAuthClient,
+    old_valid_until: datetime,
+) -> IssuedClientSecret:
+    """Add a new secret; the current ones keep working until ``old_valid_until`` (overlap)."""
+    now = ctx.clock.now()
+    if old_valid_until < now:
+        raise InvalidInput("old_valid_until must not be in the past")
+    for row in secrets_of(session, client=client):
+        if row.expires_at is None or row.expires_at > old_valid_until:
+            row.expires_at = old_valid_until
+    secret, secret_id = _add_secret(session, ctx, client)
+    client.updated_at = now
+    record(
+        session,
+        clock=ctx.clock,
+        actor=actor,
+        action=AuditAction.oauth_client_rotated,
+        target=client.client_id,
+        subdomain=subaccount.subdomain,
+        after={"new_secret": str(secret_id), "old_valid_until": old_valid_until},
+    )
+    versions.bump(session)
+    return IssuedClientSecret(client, secret, secret_id)
+
+
+def retire(
+    session: Session,
+    ctx: AppContext,
+    *,
+    actor: str,
+    subaccount: Subaccount,
+    client: OAuthClient,
+    secret_id: uuid.UUID,
+) -> None:
+    """End one secret now."""
+    row = session.get(ClientSecret, secret_id)
+    if row is None or row.client_id != client.id:
+        raise NotFound(f"no secret {secret_id} of {client.client_id}")
+    remaining = [
+        s
+        for s in secrets_of(session, client=client)
+        if s.id != secret_id and (s.expires_at is None or s.expires_at > ctx.clock.now())
+    ]
+    if not remaining and not (client.jwks or client.jwks_uri):
+        raise InvalidInput(
+            "this is the client's last working secret; rotate first, or disable the client"
+        )
+    row.expires_at = ctx.clock.now()
+    record(
+        session,
+        clock=ctx.clock,
+        actor=actor,
+        action=AuditAction.oauth_client_retired,
+        target=client.client_id,
+        subdomain=subaccount.subdomain,
+        after={"secret": str(secret_id)},
+    )
+    versions.bump(session)
+
+
+def set_status(
+    session: Session,
+    ctx: AppContext,
+    *,
+    actor: str,
+    subaccount: Subaccount,
+    client: OAuthClient,
+    status: ClientStatus,
+) -> None:
+    """Disable or re-enable a client; live tokens stop working within a second."""
+    before = client.status
+    client.status = status
+    client.updated_at = ctx.clock.now()
+    record(
+        session,
+        clock=ctx.clock,
+        actor=actor,
+        action=AuditAction.oauth_client_status,
+        target=client.client_id,
+        subdomain=subaccount.subdomain,
+        before={"status": before.value},
+        after={"status": status.value},
+    )
+    versions.bump(session)
+
+
+def delete(
+    session: Session, ctx: AppContext, *, actor: str, subaccount: Subaccount, client: OAuthClient
+) -> None:
+    """Delete a client and its secrets."""
+    record(
+        session,
+        clock=ctx.clock,
+        actor=actor,
+        action=AuditAction.oauth_client_deleted,
+        target=client.client_id,
+        subdomain=subaccount.subdomain,
+    )
+    session.delete(client)
+    versions.bump(session)
+
+
+def secrets_of(session: Session, *, client: OAuthClient) -> list[ClientSecret]:
+    """The client's secrets, oldest first."""
+    return list(
+        session.scalars(
+            select(ClientSecret)
+            .where(ClientSecret.client_id == client.id)
+            .order_by(ClientSecret.created_at)
+        )
+    )
+
+
+def list_clients(session: Session, *, subaccount: Subaccount) -> list[tuple[OAuthClient, User]]:
+    """Clients of a sub-account with the technical users they act as."""
+    rows = session.execute(
+        select(OAuthClient, User)
+        .join(User, User.id == OAuthClient.user_id)
+        .where(OAuthClient.subaccount_id == subaccount.id)
+        .order_by(OAuthClient.created_at)
+    )
+    return [(c, u) for c, u in rows]

@@ -1,0 +1,186 @@
+"""The OAuth endpoints as plain Starlette routes (the token endpoint is a hot path).
+
+``/oauth/token``, ``/oauth/jwks``, ``/oauth/introspect``, ``/oauth/revoke`` and the
+metadata at ``/.well-known/openid-configuration`` and
+``/.well-known/oauth-authorization-server``. Protocol logic lives in the ``rfc*`` modules;
+these handlers parse, throttle, audit and render.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl
+
+from sqlalchemy.orm import Session
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ostiary.audit.actions import AuditAction
+from ostiary.audit.service import record
+from ostiary.context import AppContext
+from ostiary.errors import Throttled
+from ostiary.oauth import rfc7009_revocation, rfc8414_metadata
+from ostiary.oauth.client_auth import AuthenticatedClient, ClientAuthenticator, _basic
+from ostiary.oauth.errors import NO_STORE, InvalidClient, InvalidRequest, OAuthError, SlowDown
+from ostiary.oauth.rfc6749_token import check_grant, client_credentials
+from ostiary.oauth.rfc7662_introspection import introspect
+from ostiary.oauth.rfc9068_jwt import published
+from ostiary.runtime.endpoint import Runtime
+
+MAX_FORM_BYTES = 64 * 1024
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """The urlencoded body; each parameter at most once (RFC 6749 §3.2)."""
+    if request.headers.get("content-type", "").split(";")[0].strip().lower() != (
+        "application/x-www-form-urlencoded"
+    ):
+        raise InvalidRequest("send parameters as application/x-www-form-urlencoded")
+    body = await request.body()
+    if len(body) > MAX_FORM_BYTES:
+        raise InvalidRequest("request too large")
+    try:
+        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise InvalidRequest("the body is not valid form data") from exc
+    form: dict[str, str] = {}
+    for key, value in pairs:
+        if key in form:
+            raise InvalidRequest(f"parameter {key} is repeated")
+        form[key] = value
+    return form
+
+
+def _claimed_client(header: str, form: dict[str, str]) -> str:
+    if header.lower().startswith("basic "):
+        try:
+            return _basic(header)[0]
+        except InvalidClient:
+            return ""
+    return form.get("client_id", "")
+
+
+class OAuthServer:
+    """The authorization server of one process."""
+
+    def __init__(self, ctx: AppContext, runtime: Runtime) -> None:
+        self.ctx = ctx
+        self.runtime = runtime
+        self.issuer = ctx.settings.public_url
+        self.clients = ClientAuthenticator(
+            ctx, token_endpoint=f"{self.issuer}/oauth/token", issuer=self.issuer, http=runtime.http
+        )
+
+    def routes(self) -> list[Route]:
+        """The Starlette routes of the OAuth endpoints."""
+        return [
+            Route("/oauth/token", self.token, methods=["POST"]),
+            Route("/oauth/jwks", self.jwks, methods=["GET"]),
+            Route("/oauth/introspect", self.introspect, methods=["POST"]),
+            Route("/oauth/revoke", self.revoke, methods=["POST"]),
+            Route("/.well-known/openid-configuration", self.metadata, methods=["GET"]),
+            Route("/.well-known/oauth-authorization-server", self.metadata, methods=["GET"]),
+        ]
+
+    async def _authenticate(self, request: Request, form: dict[str, str]) -> AuthenticatedClient:
+        header = request.headers.get("authorization", "")
+        claimed = _claimed_client(header, form) or "anonymous"
+        address = request.client.host if request.client else "unknown"
+        try:
+            self.ctx.throttle.check(account=f"client:{claimed}", address=address)
+        except Throttled as exc:
+            raise SlowDown("too many failed client authentications; try again later") from exc
+        try:
+            return await self.clients.authenticate(
+                self.ctx.grants.get(), header=header, form=form, now=self.ctx.clock.now()
+            )
+        except InvalidClient as exc:
+            self.ctx.throttle.failed(account=f"client:{claimed}", address=address)
+            self._audit_denial(claimed, exc.reason, address)
+            raise
+
+    def _audit_denial(self, client_id: str, reason: str, address: str) -> None:
+        ctx = self.ctx
+
+        def write(session: Session) -> None:
+            record(
+                session,
+                clock=ctx.clock,
+                actor=client_id[:32],
+                action=AuditAction.token_denied,
+                target="/oauth/token",
+                reason=reason,
+                after={"client_address": address},
+            )
+
+        self.runtime.writer.submit(write)
+
+    async def token(self, request: Request) -> Response:
+        """RFC 6749 §3.2."""
+        try:
+            form = await _form(request)
+            check_grant(form)
+            client = await self._authenticate(request, form)
+            body = client_credentials(
+                self.ctx.grants.get(),
+                self.ctx.keyring,
+                client=client,
+                issuer=self.issuer,
+                lifetime=self.ctx.settings.token_lifetime_seconds,
+                form=form,
+                now=self.ctx.clock.now(),
+            )
+            self.runtime.last_use.touch(f"client:{client.client.client_id}", self.ctx.clock.now())
+        except OAuthError as exc:
+            return exc.response()
+        return JSONResponse(body, headers=NO_STORE)
+
+    async def jwks(self, request: Request) -> Response:
+        """The published public keys (RFC 7517), cacheable for five minutes."""
+        keys = [k.public_jwk for k in published(self.ctx.grants.get(), self.ctx.clock.now())]
+        return JSONResponse({"keys": keys}, headers={"Cache-Control": "public, max-age=300"})
+
+    async def metadata(self, request: Request) -> Response:
+        """RFC 8414 §3."""
+        return JSONResponse(
+            rfc8414_metadata.metadata(self.issuer),
+            headers={"Cache-Control": "public, max-age=3600"},
+        )
+
+    async def introspect(self, request: Request) -> Response:
+        """RFC 7662 §2."""
+        try:
+            form = await _form(request)
+            client = await self._authenticate(request, form)
+            body = introspect(
+                self.ctx.grants.get(),
+                self.ctx.tokens,
+                client=client,
+                form=form,
+                now=self.ctx.clock.now(),
+            )
+        except OAuthError as exc:
+            return exc.response()
+        return JSONResponse(body, headers=NO_STORE)
+
+    async def revoke(self, request: Request) -> Response:
+        """RFC 7009 §2."""
+        try:
+            form = await _form(request)
+            client = await self._authenticate(request, form)
+            access = rfc7009_revocation.to_revoke(
+                self.ctx.grants.get(),
+                self.ctx.tokens,
+                client=client,
+                form=form,
+                now=self.ctx.clock.now(),
+            )
+        except OAuthError as exc:
+            return exc.response()
+        if access is not None:
+            clock = self.ctx.clock
+            await self.runtime.writer.write(
+                lambda session: rfc7009_revocation.revoke(session, clock=clock, access=access)
+            )
+            self.ctx.grants.mark_stale()
+        return Response(status_code=200, headers=NO_STORE)

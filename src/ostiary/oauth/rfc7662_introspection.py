@@ -1,0 +1,46 @@
+"""Token introspection, RFC 7662. A client learns about its own tokens only: any other
+token, like an invalid, expired or revoked one, is ``{"active": false}`` (§2.2)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from ostiary.access.snapshot import GrantSnapshot
+from ostiary.oauth.client_auth import AuthenticatedClient
+from ostiary.oauth.errors import InvalidRequest, InvalidToken
+from ostiary.oauth.rfc9068_jwt import TokenValidator
+
+
+def introspect(
+    snapshot: GrantSnapshot,
+    validator: TokenValidator,
+    *,
+    client: AuthenticatedClient,
+    form: dict[str, str],
+    now: datetime,
+) -> dict[str, Any]:
+    """The introspection response for ``form["token"]``."""
+    token = form.get("token")
+    if not token:
+        raise InvalidRequest("token is required")
+    try:
+        access = validator.validate(token, snapshot, now=now)
+    except InvalidToken:
+        return {"active": False}
+    owner = snapshot.clients.get(access.client_id)
+    if access.client_id != client.client.client_id or owner is None or not owner.active:
+        return {"active": False}
+    return {
+        "active": True,
+        "scope": " ".join(sorted(access.scope)),
+        "client_id": access.client_id,
+        "sub": access.subject,
+        "aud": access.audience,
+        "iss": access.claims["iss"],
+        "exp": access.expires_at,
+        "iat": access.claims["iat"],
+        "nbf": access.issued_at,
+        "jti": access.jti,
+        "token_type": "Bearer",
+    }

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ostiary.cli.oauth import client_app, keys_app, token
 from ostiary.cli.runtime import access_app, flow_app, message_app
 from ostiary.cli.tenancy import assign_app, collection_app, member_app, subaccount_app
 from ostiary.cli.users import audit_app, technical_app
@@ -35,6 +36,9 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(flow_app, name="flow")
 app.add_typer(access_app, name="access")
 app.add_typer(message_app, name="messages")
+app.add_typer(client_app, name="oauth-client")
+app.add_typer(keys_app, name="keys")
+app.command("token")(token)
 console = Console()
 err = Console(stderr=True)
 

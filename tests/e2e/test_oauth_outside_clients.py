@@ -13,6 +13,7 @@ from authlib.integrations.httpx_client import OAuth2Client
 from authlib.oauth2.rfc7523 import PrivateKeyJWT
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from joserfc.jwk import ECKey
 
 from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Server
 
@@ -74,7 +75,7 @@ def test_authlib_tokens_validate_with_pyjwkclient_and_call_a_flow(server: Server
     ).decode()
     with OAuth2Client(
         key_client_id,
-        pem,
+        ECKey.import_key(pem),  # Authlib reads a PEM string as RSA; EC goes in as a key
         token_endpoint_auth_method=PrivateKeyJWT(token_url, alg="ES256", headers={"kid": "k1"}),
     ) as oauth:
         tokens.append(oauth.fetch_token(token_url, grant_type="client_credentials"))

@@ -127,3 +127,94 @@ def test_second_server_process_sees_unassignment_within_one_second_postgresql(
     ):
         user_id = _prepare(writer)
         _assign_and_unassign(writer, [reader], user_id)
+
+
+def _oauth_setup(api: httpx.Client, user_id: str) -> tuple[str, str]:
+    assert api.patch(
+        "/api/v1/subaccounts/acme-prop/flows/orders", json={"auth": ["oauth", "basic"]}
+    ).status_code in (200, 404)
+    made = api.post("/api/v1/subaccounts/acme-prop/oauth-clients", json={"user_id": user_id}).json()
+    return made["client_id"], made["client_secret"]
+
+
+def _first_status(reader: httpx.Client, token: str, expected: int, *, since: float) -> float:
+    """Seconds from ``since`` until 20 consecutive runtime calls answer ``expected``."""
+    streak_started: float | None = None
+    streak = 0
+    while time.monotonic() - since < 5.0:
+        answer = reader.post(
+            "/t/acme-prop/http/orders", content=b"x", headers={"Authorization": f"Bearer {token}"}
+        )
+        if answer.status_code == expected:
+            if streak == 0:
+                streak_started = time.monotonic()
+            streak += 1
+            if streak >= 20 and streak_started is not None:
+                return streak_started - since
+        else:
+            streak = 0
+    return float("inf")
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_revoked_token_and_lost_role_are_refused_by_a_second_server_within_one_second(
+    start_server: StartServer,
+) -> None:
+    # Nodes of one installation share one public URL: it is their tokens' issuer.
+    shared = {"OSTIARY_PUBLIC_URL": "https://ostiary.example"}
+    first, second = start_server(**shared), start_server(**shared)
+    first.wait_ready()
+    second.wait_ready()
+    with (
+        httpx.Client(base_url=first.url, auth=ADMIN, timeout=10) as writer,
+        httpx.Client(base_url=second.url, timeout=10) as reader,
+    ):
+        user_id = _prepare(writer)
+        assert (
+            writer.post(
+                "/api/v1/subaccounts/acme-prop/flows", json={"path": "orders", "auth": ["oauth"]}
+            ).status_code
+            == 201
+        )
+        assert (
+            writer.put(
+                f"/api/v1/subaccounts/acme-prop/users/{user_id}/role-collections",
+                json={"role_collections": ["Senders"]},
+            ).status_code
+            == 200
+        )
+        client_id, secret = _oauth_setup(writer, user_id)
+
+        def token() -> str:
+            answer = httpx.post(
+                f"{first.url}/oauth/token",
+                auth=(client_id, secret),
+                data={"grant_type": "client_credentials"},
+            )
+            assert answer.status_code == 200, answer.text
+            return str(answer.json()["access_token"])
+
+        live = token()
+        assert _first_status(reader, live, 200, since=time.monotonic()) < LIMIT_SECONDS
+        revoked_at = time.monotonic()
+        assert (
+            httpx.post(
+                f"{first.url}/oauth/revoke", auth=(client_id, secret), data={"token": live}
+            ).status_code
+            == 200
+        )
+        delay = _first_status(reader, live, 401, since=revoked_at)
+        assert delay < LIMIT_SECONDS, f"revocation took {delay:.2f}s to reach the second server"
+
+        other = token()
+        assert _first_status(reader, other, 200, since=time.monotonic()) < LIMIT_SECONDS
+        unassigned_at = time.monotonic()
+        assert (
+            writer.put(
+                f"/api/v1/subaccounts/acme-prop/users/{user_id}/role-collections",
+                json={"role_collections": []},
+            ).status_code
+            == 200
+        )
+        delay = _first_status(reader, other, 403, since=unassigned_at)
+        assert delay < LIMIT_SECONDS, f"role loss took {delay:.2f}s to reach the second server"

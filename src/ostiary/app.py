@@ -20,6 +20,7 @@ from ostiary.api import oauth_clients as oauth_clients_api
 from ostiary.api import runtime as runtime_api
 from ostiary.api import tenancy as tenancy_api
 from ostiary.api import users as users_api
+from ostiary.console import oauth_views as console_oauth
 from ostiary.console import runtime_views as console_runtime
 from ostiary.console import security_views as console_security
 from ostiary.console import technical_views as console_technical
@@ -87,6 +88,7 @@ def create_app(settings: Settings, *, ctx: AppContext | None = None) -> FastAPI:
     app.include_router(console.router)
     app.include_router(console_tenancy.router)
     app.include_router(console_security.router)
+    app.include_router(console_oauth.router)
     app.include_router(console_technical.router)
     app.include_router(console_runtime.router)
     app.mount("/static", StaticFiles(packages=[("ostiary.console", "static")]), name="static")

@@ -58,11 +58,14 @@ async def _ostiary_error(request: Request, exc: Exception) -> Response:
         headers["Retry-After"] = str(exc.retry_after)
     if isinstance(exc, PermissionDenied) and exc.reason and exc.actor:
         # The failed transaction has rolled back by now; the denial gets its own.
-        await anyio.to_thread.run_sync(_audit_denial, request, exc)
+        await anyio.to_thread.run_sync(audit_denial, request, exc)
     return error_response(exc.status_code, exc.code, exc.detail, headers)
 
 
-def _audit_denial(request: Request, exc: PermissionDenied) -> None:
+def audit_denial(request: Request, exc: PermissionDenied) -> None:
+    """Record a refused request in its own transaction (the failed one has rolled back).
+
+    Shared by the admin API's error handler and the console's problem page."""
     ctx = request.app.state.ctx
     with transaction(ctx.sessions) as session:
         record(

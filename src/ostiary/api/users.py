@@ -168,15 +168,9 @@ def list_my_technical_users(
     ctx: Ctx, principal: Caller, limit: Limit = 50, cursor: Cursor = None
 ) -> Page[UserOut]:
     """Technical users the caller owns (all of them for platform administrators)."""
-    from sqlalchemy import select
-
-    from ostiary.identity.models import UserKind
-
     with transaction(ctx.read_sessions) as session:
-        query = select(User).where(User.kind == UserKind.technical)
-        if not principal.is_platform_admin:
-            query = query.where(User.owner_id == principal.id)
-        items = [user_out(session, u) for u in session.scalars(query)]
+        owner = None if principal.is_platform_admin else acting_user(session, principal)
+        items = [user_out(session, u) for u in technical.owned_by(session, owner=owner)]
     return paginate(items, key=lambda u: u.user_id, limit=limit, cursor=cursor)
 
 

@@ -15,11 +15,9 @@ from ostiary.access.decision import Allow, decide
 from ostiary.access.permissions import Permission
 from ostiary.access.service import load_grants
 from ostiary.api.authn import Principal
-from ostiary.audit.actions import AuditAction
-from ostiary.audit.service import record
+from ostiary.api.errors import audit_denial
 from ostiary.console.web import Viewer, redirect, render, viewer
 from ostiary.context import AppContext
-from ostiary.db import transaction
 from ostiary.errors import OstiaryError, PermissionDenied
 from ostiary.identity.models import User
 from ostiary.tenancy.models import Subaccount
@@ -58,17 +56,7 @@ def may(session: Session, *, actor: User, subaccount: Subaccount, permission: Pe
 def problem(request: Request, ctx: AppContext, seen: Viewer, exc: OstiaryError) -> Response:
     """The page for a refused or failed request, with the error's status code."""
     if isinstance(exc, PermissionDenied) and exc.reason and exc.actor:
-        # The failed transaction rolled back; the denial is audited in its own.
-        with transaction(ctx.sessions) as session:
-            record(
-                session,
-                clock=ctx.clock,
-                actor=exc.actor,
-                action=AuditAction.access_denied,
-                target=f"{request.method} {request.url.path}",
-                subdomain=exc.subdomain,
-                reason=exc.reason,
-            )
+        audit_denial(request, exc)
     return render(
         request,
         ctx,

@@ -7,7 +7,6 @@ from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, Query, Request
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
@@ -32,17 +31,6 @@ Search = Annotated[str, Query(max_length=100)]
 PAGE_SIZE = 50
 
 
-def _owned_by(session: Session, owner: User) -> list[User]:
-    # The technical service has no "owned by" query yet; this mirrors the admin API's list.
-    return list(
-        session.scalars(
-            select(User)
-            .where(User.kind == UserKind.technical, User.owner_id == owner.id)
-            .order_by(User.user_id)
-        )
-    )
-
-
 def _mine_page(
     request: Request,
     ctx: AppContext,
@@ -54,7 +42,7 @@ def _mine_page(
 ) -> Response:
     assert seen.user is not None
     with transaction(ctx.read_sessions) as session:
-        owned = _owned_by(session, seen.user)
+        owned = technical.owned_by(session, owner=seen.user)
         homes = tenancy.list_visible(session, user=seen.user)
     return render(
         request,

@@ -45,6 +45,13 @@ FLASHES = {
     "flow_enabled": ("success", "The flow is enabled and accepts messages."),
     "flow_disabled": ("warning", "The flow is disabled: callers get 403 until it is enabled."),
     "flow_deleted": ("success", "The flow was deleted. Its messages stay in the log."),
+    "oauth_secret_retired": ("success", "The secret was retired: it no longer gets tokens."),
+    "oauth_client_disabled": (
+        "warning",
+        "The OAuth client is disabled: it gets no tokens and its live tokens stop working.",
+    ),
+    "oauth_client_enabled": ("success", "The OAuth client is enabled and can get tokens again."),
+    "oauth_client_deleted": ("success", "The OAuth client was deleted with its secrets."),
 }
 
 

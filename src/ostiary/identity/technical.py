@@ -96,6 +96,14 @@ def create(
     return IssuedSecret(user, secret)
 
 
+def owned_by(session: Session, *, owner: User | None) -> list[User]:
+    """Technical users owned by ``owner`` (all of them for ``None``), by user ID."""
+    query = select(User).where(User.kind == UserKind.technical).order_by(User.user_id)
+    if owner is not None:
+        query = query.where(User.owner_id == owner.id)
+    return list(session.scalars(query))
+
+
 def may_manage(session: Session, *, actor: User, user: User) -> bool:
     """Owners, platform administrators and Administrators of a sub-account where the technical
     user lives, is a member or holds roles may reset, transfer and inspect it."""

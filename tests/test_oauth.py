@@ -456,3 +456,15 @@ def test_signing_key_rotation_keeps_old_tokens_valid_until_they_expire(
     clock.advance(timedelta(seconds=3600))
     kids = {k["kid"] for k in setup.http.get("/oauth/jwks").json()["keys"]}
     assert kids == {kid_after}
+
+
+def test_failed_client_authentication_is_throttled_and_audited(setup: Setup) -> None:
+    limit = setup.ctx.settings.signin_failures_per_account
+    for _ in range(limit):
+        assert setup.token_response(secret="wrong").status_code == 401
+    throttled = setup.token_response()  # even the right secret, for one window
+    assert throttled.status_code == 429 and throttled.json()["error"] == "slow_down"
+    events = setup.http.get(
+        "/api/v1/audit-events", headers=setup.root, params={"action": "oauth:token:denied"}
+    ).json()["items"]
+    assert any(e["detail"]["reason"] == "wrong secret" for e in events)

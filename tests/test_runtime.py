@@ -9,6 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ostiary.context import AppContext
+from ostiary.runtime.usage import LastUse
 from tests import factories as f
 
 API = "/api/v1/subaccounts"
@@ -264,3 +265,17 @@ def test_mpl_is_newest_first_and_paginated(tenant: Tenant) -> None:
         if not cursor:
             break
     assert sorted(seen) == sorted(ids) and len(seen) == 5
+
+
+def test_inventory_shows_last_use_flows_called_and_credentials(tenant: Tenant) -> None:
+    assert tenant.send(tenant.sender, tenant.secret).status_code == 200
+    runtime = tenant.client.app.state.runtime  # type: ignore[attr-defined]
+    seen = runtime.last_use.take()  # what the 5-second flush would write
+    assert tenant.sender in seen
+    with tenant.ctx.sessions() as session, session.begin():
+        LastUse.flush(session, seen)
+    rows = tenant.client.get(f"{API}/acme/technical-users", headers=tenant.root).json()["items"]
+    row = next(r for r in rows if r["user_id"] == tenant.sender)
+    assert row["flows_called"] == ["orders/v1"]
+    assert row["last_used_at"] is not None
+    assert row["credentials"][0]["kind"] == "password"

@@ -91,6 +91,7 @@ class InventoryOut(BaseModel):
     role_collections: list[str]
     roles: list[str]
     last_used_at: datetime | None
+    flows_called: list[str]
 
 
 class AuditEventOut(BaseModel):
@@ -258,6 +259,7 @@ def technical_user_inventory(
             role_collections=r.role_collections,
             roles=r.roles,
             last_used_at=r.last_used_at,
+            flows_called=r.flows_called,
         )
         for r in rows
     ]

@@ -239,6 +239,7 @@ class InventoryRow:
     roles: list[str]
     last_used_at: datetime | None = None
     member_roles: list[str] = field(default_factory=list)
+    flows_called: list[str] = field(default_factory=list)
 
 
 def inventory(
@@ -312,17 +313,59 @@ def inventory(
                 user=user,
                 owner=owner_user,
                 ownerless=owner_user is None or owner_user.status is not UserStatus.active,
-                credentials=[
-                    {
-                        "kind": "password",
-                        "created_at": user.password_changed_at,
-                        "expires_at": None,
-                        "status": "active" if user.password_hash else "none",
-                    }
-                ],
+                credentials=_credentials(session, user=user, subaccount=subaccount),
                 role_collections=sorted(collections),
                 roles=sorted(set().union(*collections.values())) if collections else [],
                 member_roles=list(member_roles),
+                last_used_at=user.last_used_at,
+                flows_called=_flows_called(session, user=user, subaccount=subaccount),
             )
         )
     return rows
+
+
+def _credentials(
+    session: Session, *, user: User, subaccount: Subaccount
+) -> list[dict[str, object]]:
+    """The password and the sub-account's OAuth clients acting as ``user``."""
+    from ostiary.oauth.models import ClientStatus, OAuthClient
+
+    found: list[dict[str, object]] = [
+        {
+            "kind": "password",
+            "id": None,
+            "created_at": user.password_changed_at,
+            "expires_at": None,
+            "status": "active" if user.password_hash else "none",
+            "last_used_at": user.last_used_at,
+        }
+    ]
+    for client in session.scalars(
+        select(OAuthClient).where(
+            OAuthClient.user_id == user.id, OAuthClient.subaccount_id == subaccount.id
+        )
+    ):
+        found.append(
+            {
+                "kind": "oauth_client",
+                "id": client.client_id,
+                "created_at": client.created_at,
+                "expires_at": client.expires_at,
+                "status": "active" if client.status is ClientStatus.active else "disabled",
+                "last_used_at": client.last_used_at,
+            }
+        )
+    return found
+
+
+def _flows_called(session: Session, *, user: User, subaccount: Subaccount) -> list[str]:
+    """Flows this user has sent messages to in the sub-account (from the MPL)."""
+    from ostiary.runtime.models import Message
+
+    return sorted(
+        session.scalars(
+            select(Message.flow_path)
+            .distinct()
+            .where(Message.subaccount_id == subaccount.id, Message.sender == user.user_id)
+        )
+    )

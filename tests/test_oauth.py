@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import json
+import time
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -464,7 +465,12 @@ def test_failed_client_authentication_is_throttled_and_audited(setup: Setup) -> 
         assert setup.token_response(secret="wrong").status_code == 401
     throttled = setup.token_response()  # even the right secret, for one window
     assert throttled.status_code == 429 and throttled.json()["error"] == "slow_down"
-    events = setup.http.get(
-        "/api/v1/audit-events", headers=setup.root, params={"action": "oauth:token:denied"}
-    ).json()["items"]
+    deadline = time.monotonic() + 5  # denials are audited in the background
+    while True:
+        events = setup.http.get(
+            "/api/v1/audit-events", headers=setup.root, params={"action": "oauth:token:denied"}
+        ).json()["items"]
+        if events or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert any(e["detail"]["reason"] == "wrong secret" for e in events)

@@ -340,7 +340,6 @@ MALFORMED_AUTHORIZATION: list[str | bytes] = [
     "Basic " + _b64(b"x" * 5000 + b":" + b"y" * 5000),
     "Basicdm9pZDp2b2lk",
     "basic " + _b64(b"nobody@example.com:wrong"),
-    "Bearer abc.def.ghi",
     "Digest username=x",
     "Negotiate",
     "Basic " + _b64(b"nobody@example.com:wrong") + " trailing",
@@ -360,6 +359,19 @@ def test_malformed_basic_headers_get_the_generic_401(
             assert answer.status_code == 401, (path, value, answer.text)
             assert answer.content == reference.content, (path, value)
             assert answer.headers["www-authenticate"] == reference.headers["www-authenticate"]
+
+
+MALFORMED_BEARER = ["Bearer abc.def.ghi", "Bearer ", "Bearer " + "x" * 9000, "bearer a.b"]
+
+
+def test_malformed_bearer_tokens_get_the_same_invalid_token_401(client: TestClient) -> None:
+    """Bearer is a supported scheme: a bad token gets RFC 6750's challenge, always the same."""
+    for path in GET_ENDPOINTS:
+        answers = [client.get(path, headers={"Authorization": v}) for v in MALFORMED_BEARER]
+        assert {a.status_code for a in answers} == {401}, path
+        assert len({a.content for a in answers}) == 1, path
+        for answer in answers:
+            assert 'error="invalid_token"' in answer.headers["www-authenticate"]
 
 
 def test_malformed_basic_headers_on_unsafe_endpoints_get_a_4xx(client: TestClient) -> None:

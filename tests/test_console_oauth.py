@@ -65,7 +65,7 @@ def token_status(client: TestClient, client_id: str, secret: str) -> int:
     )
     if answer.status_code == 200:
         assert answer.json()["token_type"] == "Bearer"
-    return answer.status_code
+    return int(answer.status_code)
 
 
 def act(client: TestClient, token: str, client_id: str, action: str, **form: str) -> Any:

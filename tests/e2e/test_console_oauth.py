@@ -25,6 +25,19 @@ pytestmark = [
 LIST_SHOT = "/tmp/ostiary-oauth-clients.png"
 SECRET_SHOT = "/tmp/ostiary-oauth-client-secret.png"
 DETAIL_SHOT = "/tmp/ostiary-oauth-client-detail.png"
+ROTATED_SHOT = "/tmp/ostiary-oauth-client-rotated.png"
+
+
+def token_status(server: Server, client_id: str, secret: str) -> int:
+    """The status of a client-credentials token request with HTTP Basic client auth."""
+    answer = httpx.post(
+        f"{server.url}/oauth/token",
+        data={"grant_type": "client_credentials"},
+        auth=(client_id, secret),
+    )
+    if answer.status_code == 200:
+        assert answer.json()["token_type"] == "Bearer"
+    return int(answer.status_code)
 
 
 def subaccount_with_technical_user(server: Server) -> str:
@@ -78,13 +91,7 @@ def test_admin_creates_an_oauth_client_and_sees_the_secret_exactly_once(
     expect(page.locator("#curl")).to_contain_text(f"{server.url}/oauth/token")
     page.screenshot(path=SECRET_SHOT, full_page=True)
 
-    answer = httpx.post(
-        f"{server.url}/oauth/token",
-        data={"grant_type": "client_credentials"},
-        auth=(client_id, secret),
-    )
-    assert answer.status_code == 200, answer.text
-    assert answer.json()["token_type"] == "Bearer"
+    assert token_status(server, client_id, secret) == 200
 
     # Away from the POST answer, the secret is nowhere: detail page, a reload, the list.
     page.get_by_role("link", name=f"go to {client_id}").click()
@@ -96,10 +103,24 @@ def test_admin_creates_an_oauth_client_and_sees_the_secret_exactly_once(
     expect(page.locator("#client-id")).to_have_text(client_id)
     assert secret not in page.content()
 
+    # Rotate: the new secret once, and both work during the overlap.
+    page.get_by_label("Old secret valid for (hours)").fill("2")
+    page.get_by_role("button", name="Rotate secret").click()
+    expect(page.get_by_role("heading", name="New client secret issued")).to_be_visible()
+    rotated = page.locator("#secret").inner_text().strip()
+    assert rotated != secret and secret not in page.content()
+    page.screenshot(path=ROTATED_SHOT, full_page=True)
+    assert token_status(server, client_id, secret) == 200
+    assert token_status(server, client_id, rotated) == 200
+    page.get_by_role("link", name=f"go to {client_id}").click()
+    expect(page.locator("#secrets tbody tr")).to_have_count(2)
+    assert rotated not in page.content()
+
     tabs.get_by_role("link", name="OAuth clients").click()
     row = page.locator(f"#client-{client_id}")
     expect(row).to_contain_text(user_id)
     expect(row).to_contain_text("ERP order export")
     expect(row).to_contain_text("active")
-    assert secret not in page.content()
+    expect(row.locator("td.num")).to_have_text("2")
+    assert secret not in page.content() and rotated not in page.content()
     page.screenshot(path=LIST_SHOT, full_page=True)

@@ -11,7 +11,7 @@ from ostiary.access import service as access
 from ostiary.access.decision import Allow, Deny, RoleRequirement, decide
 from ostiary.access.permissions import Permission
 from ostiary.api.authn import Principal, authenticated
-from ostiary.api.deps import Cursor, Limit, Page, authorize, context, paginate
+from ostiary.api.deps import Cursor, Limit, Page, authorize, authorized, context, paginate
 from ostiary.context import AppContext
 from ostiary.db import transaction
 from ostiary.identity import service as identity
@@ -100,10 +100,11 @@ class CheckOut(BaseModel):
 @router.get("/roles", response_model=list[RoleOut])
 def list_roles(subdomain: str, ctx: Ctx, principal: Caller) -> list[RoleOut]:
     """Built-in role templates and custom roles."""
-    with transaction(ctx.read_sessions) as session:
-        subaccount, _ = authorize(
-            session, principal=principal, subdomain=subdomain, permission=Permission.roles_read
-        )
+    with authorized(ctx, principal, subdomain, Permission.roles_read, write=False) as (
+        session,
+        subaccount,
+        _,
+    ):
         names = access.role_names(session, subaccount=subaccount)
     return [
         RoleOut(name=n, description=d, builtin=n in access.BUILTIN_ROLES) for n, d in names.items()
@@ -113,10 +114,11 @@ def list_roles(subdomain: str, ctx: Ctx, principal: Caller) -> list[RoleOut]:
 @router.post("/roles", status_code=201, response_model=RoleOut)
 def create_role(subdomain: str, body: RoleIn, ctx: Ctx, principal: Caller) -> RoleOut:
     """Define a custom role, e.g. ``Orders.send``."""
-    with transaction(ctx.sessions) as session:
-        subaccount, _ = authorize(
-            session, principal=principal, subdomain=subdomain, permission=Permission.roles_write
-        )
+    with authorized(ctx, principal, subdomain, Permission.roles_write, write=True) as (
+        session,
+        subaccount,
+        _,
+    ):
         role = access.create_role(
             session,
             clock=ctx.clock,
@@ -131,10 +133,11 @@ def create_role(subdomain: str, body: RoleIn, ctx: Ctx, principal: Caller) -> Ro
 @router.delete("/roles/{name}", status_code=204)
 def delete_role(subdomain: str, name: str, ctx: Ctx, principal: Caller) -> None:
     """Delete a custom role no collection uses."""
-    with transaction(ctx.sessions) as session:
-        subaccount, _ = authorize(
-            session, principal=principal, subdomain=subdomain, permission=Permission.roles_write
-        )
+    with authorized(ctx, principal, subdomain, Permission.roles_write, write=True) as (
+        session,
+        subaccount,
+        _,
+    ):
         access.delete_role(
             session, clock=ctx.clock, actor=principal.user_id, subaccount=subaccount, name=name
         )
@@ -145,13 +148,11 @@ def list_collections(
     subdomain: str, ctx: Ctx, principal: Caller, limit: Limit = 50, cursor: Cursor = None
 ) -> Page[CollectionOut]:
     """Role collections with their roles."""
-    with transaction(ctx.read_sessions) as session:
-        subaccount, _ = authorize(
-            session,
-            principal=principal,
-            subdomain=subdomain,
-            permission=Permission.role_collections_read,
-        )
+    with authorized(ctx, principal, subdomain, Permission.role_collections_read, write=False) as (
+        session,
+        subaccount,
+        _,
+    ):
         items = [
             CollectionOut(name=c.name, description=c.description, roles=r, assigned_users=n)
             for c, r, n in access.list_collections(session, subaccount=subaccount)
@@ -164,13 +165,11 @@ def create_collection(
     subdomain: str, body: CollectionIn, ctx: Ctx, principal: Caller
 ) -> CollectionOut:
     """Create a role collection."""
-    with transaction(ctx.sessions) as session:
-        subaccount, _ = authorize(
-            session,
-            principal=principal,
-            subdomain=subdomain,
-            permission=Permission.role_collections_write,
-        )
+    with authorized(ctx, principal, subdomain, Permission.role_collections_write, write=True) as (
+        session,
+        subaccount,
+        _,
+    ):
         collection = access.create_collection(
             session,
             clock=ctx.clock,
@@ -191,13 +190,11 @@ def change_collection(
     subdomain: str, name: str, body: CollectionPatch, ctx: Ctx, principal: Caller
 ) -> CollectionOut:
     """Replace a role collection's roles or description."""
-    with transaction(ctx.sessions) as session:
-        subaccount, _ = authorize(
-            session,
-            principal=principal,
-            subdomain=subdomain,
-            permission=Permission.role_collections_write,
-        )
+    with authorized(ctx, principal, subdomain, Permission.role_collections_write, write=True) as (
+        session,
+        subaccount,
+        _,
+    ):
         collection = access.change_collection(
             session,
             clock=ctx.clock,
@@ -220,13 +217,11 @@ def change_collection(
 @router.delete("/role-collections/{name}", status_code=204)
 def delete_collection(subdomain: str, name: str, ctx: Ctx, principal: Caller) -> None:
     """Delete a role collection and its assignments."""
-    with transaction(ctx.sessions) as session:
-        subaccount, _ = authorize(
-            session,
-            principal=principal,
-            subdomain=subdomain,
-            permission=Permission.role_collections_write,
-        )
+    with authorized(ctx, principal, subdomain, Permission.role_collections_write, write=True) as (
+        session,
+        subaccount,
+        _,
+    ):
         access.delete_collection(
             session, clock=ctx.clock, actor=principal.user_id, subaccount=subaccount, name=name
         )
@@ -242,13 +237,11 @@ def list_authorized_users(
     search: Annotated[str, Query(max_length=100)] = "",
 ) -> Page[AuthorizedUserOut]:
     """Members and role holders with their role collections (Security → Authorizations)."""
-    with transaction(ctx.read_sessions) as session:
-        subaccount, _ = authorize(
-            session,
-            principal=principal,
-            subdomain=subdomain,
-            permission=Permission.assignments_read,
-        )
+    with authorized(ctx, principal, subdomain, Permission.assignments_read, write=False) as (
+        session,
+        subaccount,
+        _,
+    ):
         rows = access.users_with_assignments(
             session, subaccount=subaccount, search=search, limit=5000
         )
@@ -269,13 +262,11 @@ def list_authorized_users(
 @router.get("/users/{user_id}/role-collections", response_model=AssignmentOut)
 def get_assignments(subdomain: str, user_id: str, ctx: Ctx, principal: Caller) -> AssignmentOut:
     """The role collections a user holds here."""
-    with transaction(ctx.read_sessions) as session:
-        subaccount, _ = authorize(
-            session,
-            principal=principal,
-            subdomain=subdomain,
-            permission=Permission.assignments_read,
-        )
+    with authorized(ctx, principal, subdomain, Permission.assignments_read, write=False) as (
+        session,
+        subaccount,
+        _,
+    ):
         user = identity.get_user(session, user_id=user_id)
         names = access.user_collections(session, subaccount=subaccount, user=user)
     return AssignmentOut(user_id=user.user_id, role_collections=names)
@@ -286,13 +277,11 @@ def set_assignments(
     subdomain: str, user_id: str, body: AssignmentIn, ctx: Ctx, principal: Caller
 ) -> AssignmentOut:
     """Replace the set of role collections a user holds here."""
-    with transaction(ctx.sessions) as session:
-        subaccount, _ = authorize(
-            session,
-            principal=principal,
-            subdomain=subdomain,
-            permission=Permission.assignments_write,
-        )
+    with authorized(ctx, principal, subdomain, Permission.assignments_write, write=True) as (
+        session,
+        subaccount,
+        _,
+    ):
         user = identity.get_user(session, user_id=user_id)
         names = access.set_user_collections(
             session,
@@ -310,13 +299,11 @@ def add_assignment(
     subdomain: str, user_id: str, name: str, ctx: Ctx, principal: Caller
 ) -> AssignmentOut:
     """Assign one more role collection."""
-    with transaction(ctx.sessions) as session:
-        subaccount, _ = authorize(
-            session,
-            principal=principal,
-            subdomain=subdomain,
-            permission=Permission.assignments_write,
-        )
+    with authorized(ctx, principal, subdomain, Permission.assignments_write, write=True) as (
+        session,
+        subaccount,
+        _,
+    ):
         user = identity.get_user(session, user_id=user_id)
         names = access.add_user_collection(
             session,
@@ -334,13 +321,11 @@ def remove_assignment(
     subdomain: str, user_id: str, name: str, ctx: Ctx, principal: Caller
 ) -> AssignmentOut:
     """Take one role collection away."""
-    with transaction(ctx.sessions) as session:
-        subaccount, _ = authorize(
-            session,
-            principal=principal,
-            subdomain=subdomain,
-            permission=Permission.assignments_write,
-        )
+    with authorized(ctx, principal, subdomain, Permission.assignments_write, write=True) as (
+        session,
+        subaccount,
+        _,
+    ):
         user = identity.get_user(session, user_id=user_id)
         names = access.remove_user_collection(
             session,

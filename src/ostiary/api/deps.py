@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Annotated, Generic, TypeVar
 
 from fastapi import BackgroundTasks, Query, Request
@@ -14,6 +15,7 @@ from ostiary.access.permissions import Permission
 from ostiary.access.service import load_grants
 from ostiary.api.authn import Principal
 from ostiary.context import AppContext
+from ostiary.db import transaction
 from ostiary.errors import PermissionDenied
 from ostiary.identity.models import User
 from ostiary.mail import service as mail
@@ -92,3 +94,16 @@ def paginate(
     page = ordered[:limit]
     more = len(ordered) > limit
     return Page[T](items=list(page), next_cursor=key(page[-1]) if more and page else None)
+
+
+@contextmanager
+def authorized(
+    ctx: AppContext, principal: Principal, subdomain: str, permission: Permission, *, write: bool
+) -> Iterator[tuple[Session, Subaccount, User]]:
+    """A transaction in which the caller holds ``permission`` in ``subdomain``: yields the
+    session, the sub-account and the acting user (``write`` picks the write sessions)."""
+    with transaction(ctx.sessions if write else ctx.read_sessions) as session:
+        subaccount, actor = authorize(
+            session, principal=principal, subdomain=subdomain, permission=permission
+        )
+        yield session, subaccount, actor

@@ -12,9 +12,8 @@ from sqlalchemy.orm import Session
 
 from ostiary.access.permissions import Permission
 from ostiary.api.authn import Principal, authenticated
-from ostiary.api.deps import Cursor, Limit, Page, authorize, context, paginate
+from ostiary.api.deps import Cursor, Limit, Page, authorized, context, paginate
 from ostiary.context import AppContext
-from ostiary.db import transaction
 from ostiary.identity import service as identity
 from ostiary.identity.models import User
 from ostiary.oauth import clients
@@ -110,13 +109,11 @@ def client_out(session: Session, ctx: AppContext, client: OAuthClient, user: Use
 @router.post("", status_code=201, response_model=IssuedOut)
 def create_client(subdomain: str, body: ClientIn, ctx: Ctx, principal: Caller) -> IssuedOut:
     """Create a client for a technical user; the secret is in this answer only."""
-    with transaction(ctx.sessions) as session:
-        subaccount, _ = authorize(
-            session,
-            principal=principal,
-            subdomain=subdomain,
-            permission=Permission.credentials_write,
-        )
+    with authorized(ctx, principal, subdomain, Permission.credentials_write, write=True) as (
+        session,
+        subaccount,
+        _,
+    ):
         user = identity.get_user(session, user_id=body.user_id)
         issued = clients.create(
             session,
@@ -138,13 +135,11 @@ def list_clients(
     subdomain: str, ctx: Ctx, principal: Caller, limit: Limit = 50, cursor: Cursor = None
 ) -> Page[ClientOut]:
     """The OAuth clients of a sub-account."""
-    with transaction(ctx.read_sessions) as session:
-        subaccount, _ = authorize(
-            session,
-            principal=principal,
-            subdomain=subdomain,
-            permission=Permission.credentials_read,
-        )
+    with authorized(ctx, principal, subdomain, Permission.credentials_read, write=False) as (
+        session,
+        subaccount,
+        _,
+    ):
         items = [
             client_out(session, ctx, c, u)
             for c, u in clients.list_clients(session, subaccount=subaccount)
@@ -155,13 +150,11 @@ def list_clients(
 @router.get("/{client_id}", response_model=ClientOut)
 def get_client(subdomain: str, client_id: str, ctx: Ctx, principal: Caller) -> ClientOut:
     """One client."""
-    with transaction(ctx.read_sessions) as session:
-        subaccount, _ = authorize(
-            session,
-            principal=principal,
-            subdomain=subdomain,
-            permission=Permission.credentials_read,
-        )
+    with authorized(ctx, principal, subdomain, Permission.credentials_read, write=False) as (
+        session,
+        subaccount,
+        _,
+    ):
         client = clients.get(session, subaccount=subaccount, client_id=client_id)
         return client_out(session, ctx, client, _user(session, client))
 
@@ -177,13 +170,11 @@ def rotate_secret(
     subdomain: str, client_id: str, body: RotateIn, ctx: Ctx, principal: Caller
 ) -> IssuedOut:
     """Overlap rotation: a new secret now, the old ones until ``old_valid_until``."""
-    with transaction(ctx.sessions) as session:
-        subaccount, _ = authorize(
-            session,
-            principal=principal,
-            subdomain=subdomain,
-            permission=Permission.credentials_write,
-        )
+    with authorized(ctx, principal, subdomain, Permission.credentials_write, write=True) as (
+        session,
+        subaccount,
+        _,
+    ):
         client = clients.get(session, subaccount=subaccount, client_id=client_id)
         until = body.old_valid_until or ctx.clock.now() + timedelta(hours=24)
         issued = clients.rotate(
@@ -203,13 +194,11 @@ def retire_secret(
     subdomain: str, client_id: str, secret_id: uuid.UUID, ctx: Ctx, principal: Caller
 ) -> None:
     """Retire one secret now."""
-    with transaction(ctx.sessions) as session:
-        subaccount, _ = authorize(
-            session,
-            principal=principal,
-            subdomain=subdomain,
-            permission=Permission.credentials_write,
-        )
+    with authorized(ctx, principal, subdomain, Permission.credentials_write, write=True) as (
+        session,
+        subaccount,
+        _,
+    ):
         client = clients.get(session, subaccount=subaccount, client_id=client_id)
         clients.retire(
             session,
@@ -226,13 +215,11 @@ def change_client(
     subdomain: str, client_id: str, body: ClientPatch, ctx: Ctx, principal: Caller
 ) -> ClientOut:
     """Disable or re-enable a client; its live tokens stop working within a second."""
-    with transaction(ctx.sessions) as session:
-        subaccount, _ = authorize(
-            session,
-            principal=principal,
-            subdomain=subdomain,
-            permission=Permission.credentials_write,
-        )
+    with authorized(ctx, principal, subdomain, Permission.credentials_write, write=True) as (
+        session,
+        subaccount,
+        _,
+    ):
         client = clients.get(session, subaccount=subaccount, client_id=client_id)
         clients.set_status(
             session,
@@ -248,12 +235,10 @@ def change_client(
 @router.delete("/{client_id}", status_code=204)
 def delete_client(subdomain: str, client_id: str, ctx: Ctx, principal: Caller) -> None:
     """Delete a client."""
-    with transaction(ctx.sessions) as session:
-        subaccount, _ = authorize(
-            session,
-            principal=principal,
-            subdomain=subdomain,
-            permission=Permission.credentials_write,
-        )
+    with authorized(ctx, principal, subdomain, Permission.credentials_write, write=True) as (
+        session,
+        subaccount,
+        _,
+    ):
         client = clients.get(session, subaccount=subaccount, client_id=client_id)
         clients.delete(session, ctx, actor=principal.user_id, subaccount=subaccount, client=client)

@@ -11,9 +11,8 @@ from starlette.responses import Response
 
 from ostiary.access.permissions import Permission
 from ostiary.api.authn import Principal, authenticated
-from ostiary.api.deps import Cursor, Limit, Page, authorize, context
+from ostiary.api.deps import Cursor, Limit, Page, authorized, context
 from ostiary.context import AppContext
-from ostiary.db import transaction
 from ostiary.errors import NotFound
 from ostiary.runtime import flows as flow_service
 from ostiary.runtime import mpl
@@ -144,10 +143,11 @@ def message_out(m: Message) -> MessageOut:
 @router.post("/flows", status_code=201, response_model=FlowOut)
 def create_flow(subdomain: str, body: FlowIn, ctx: Ctx, principal: Caller) -> FlowOut:
     """Create an integration flow at ``/t/{subdomain}/http/{path}``."""
-    with transaction(ctx.sessions) as session:
-        subaccount, _ = authorize(
-            session, principal=principal, subdomain=subdomain, permission=Permission.flows_write
-        )
+    with authorized(ctx, principal, subdomain, Permission.flows_write, write=True) as (
+        session,
+        subaccount,
+        _,
+    ):
         flow = flow_service.create(
             session,
             clock=ctx.clock,
@@ -173,10 +173,11 @@ def list_flows(
     """The flows of a sub-account."""
     from ostiary.api.deps import paginate
 
-    with transaction(ctx.read_sessions) as session:
-        subaccount, _ = authorize(
-            session, principal=principal, subdomain=subdomain, permission=Permission.flows_read
-        )
+    with authorized(ctx, principal, subdomain, Permission.flows_read, write=False) as (
+        session,
+        subaccount,
+        _,
+    ):
         items = [
             flow_out(ctx, subdomain, f)
             for f in flow_service.list_flows(session, subaccount=subaccount)
@@ -187,20 +188,22 @@ def list_flows(
 @router.get("/flows/{path:path}", response_model=FlowOut)
 def get_flow(subdomain: str, path: str, ctx: Ctx, principal: Caller) -> FlowOut:
     """One flow."""
-    with transaction(ctx.read_sessions) as session:
-        subaccount, _ = authorize(
-            session, principal=principal, subdomain=subdomain, permission=Permission.flows_read
-        )
+    with authorized(ctx, principal, subdomain, Permission.flows_read, write=False) as (
+        session,
+        subaccount,
+        _,
+    ):
         return flow_out(ctx, subdomain, flow_service.get(session, subaccount=subaccount, path=path))
 
 
 @router.patch("/flows/{path:path}", response_model=FlowOut)
 def change_flow(subdomain: str, path: str, body: FlowPatch, ctx: Ctx, principal: Caller) -> FlowOut:
     """Change a flow (enable/disable, role, methods, mode)."""
-    with transaction(ctx.sessions) as session:
-        subaccount, _ = authorize(
-            session, principal=principal, subdomain=subdomain, permission=Permission.flows_write
-        )
+    with authorized(ctx, principal, subdomain, Permission.flows_write, write=True) as (
+        session,
+        subaccount,
+        _,
+    ):
         fields = body.model_dump(exclude_unset=True)
         if "auth" in fields and fields["auth"] is not None:
             fields["auth"] = [AuthMethod(a).value for a in fields["auth"]]
@@ -218,10 +221,11 @@ def change_flow(subdomain: str, path: str, body: FlowPatch, ctx: Ctx, principal:
 @router.delete("/flows/{path:path}", status_code=204)
 def delete_flow(subdomain: str, path: str, ctx: Ctx, principal: Caller) -> None:
     """Delete a flow; its messages stay in the MPL."""
-    with transaction(ctx.sessions) as session:
-        subaccount, _ = authorize(
-            session, principal=principal, subdomain=subdomain, permission=Permission.flows_write
-        )
+    with authorized(ctx, principal, subdomain, Permission.flows_write, write=True) as (
+        session,
+        subaccount,
+        _,
+    ):
         flow_service.delete(
             session, clock=ctx.clock, actor=principal.user_id, subaccount=subaccount, path=path
         )
@@ -241,10 +245,11 @@ def list_messages(
     until: datetime | None = None,
 ) -> Page[MessageOut]:
     """The message processing log, newest first; filter by flow, sender, status, time."""
-    with transaction(ctx.read_sessions) as session:
-        subaccount, _ = authorize(
-            session, principal=principal, subdomain=subdomain, permission=Permission.messages_read
-        )
+    with authorized(ctx, principal, subdomain, Permission.messages_read, write=False) as (
+        session,
+        subaccount,
+        _,
+    ):
         page = mpl.list_messages(
             session,
             subaccount=subaccount,
@@ -264,10 +269,11 @@ def list_messages(
 @router.get("/messages/{message_id}", response_model=MessageOut)
 def get_message(subdomain: str, message_id: str, ctx: Ctx, principal: Caller) -> MessageOut:
     """One MPL entry."""
-    with transaction(ctx.read_sessions) as session:
-        subaccount, _ = authorize(
-            session, principal=principal, subdomain=subdomain, permission=Permission.messages_read
-        )
+    with authorized(ctx, principal, subdomain, Permission.messages_read, write=False) as (
+        session,
+        subaccount,
+        _,
+    ):
         return message_out(mpl.get_message(session, subaccount=subaccount, message_id=message_id))
 
 
@@ -278,10 +284,11 @@ def get_message(subdomain: str, message_id: str, ctx: Ctx, principal: Caller) ->
 )
 def get_payload(subdomain: str, message_id: str, ctx: Ctx, principal: Caller) -> Response:
     """The stored payload, with the content type it was sent with."""
-    with transaction(ctx.read_sessions) as session:
-        subaccount, _ = authorize(
-            session, principal=principal, subdomain=subdomain, permission=Permission.messages_read
-        )
+    with authorized(ctx, principal, subdomain, Permission.messages_read, write=False) as (
+        session,
+        subaccount,
+        _,
+    ):
         message = mpl.get_message(
             session, subaccount=subaccount, message_id=message_id, payload=True
         )
@@ -301,13 +308,11 @@ def explain_access(
     flow: Annotated[str, Query(min_length=1, max_length=200)],
 ) -> ExplanationOut:
     """Why a user may or may not call a flow: the chain, or the missing link."""
-    with transaction(ctx.read_sessions) as session:
-        subaccount, _ = authorize(
-            session,
-            principal=principal,
-            subdomain=subdomain,
-            permission=Permission.assignments_read,
-        )
+    with authorized(ctx, principal, subdomain, Permission.assignments_read, write=False) as (
+        session,
+        subaccount,
+        _,
+    ):
         result = explain(session, subaccount=subaccount, user_id=user_id, flow_path=flow)
     return ExplanationOut(
         user_id=user_id,

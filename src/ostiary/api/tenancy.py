@@ -10,7 +10,15 @@ from pydantic import BaseModel, Field
 
 from ostiary.access.permissions import Permission
 from ostiary.api.authn import Principal, authenticated, platform_admin
-from ostiary.api.deps import Cursor, Limit, Page, acting_user, authorize, context, paginate
+from ostiary.api.deps import (
+    Cursor,
+    Limit,
+    Page,
+    acting_user,
+    authorized,
+    context,
+    paginate,
+)
 from ostiary.context import AppContext
 from ostiary.db import transaction
 from ostiary.identity import service as identity
@@ -148,10 +156,11 @@ def list_subaccounts(
 @router.get("/{subdomain}", response_model=SubaccountOut)
 def get_subaccount(subdomain: str, ctx: Ctx, principal: Caller) -> SubaccountOut:
     """One sub-account with its plan limits."""
-    with transaction(ctx.read_sessions) as session:
-        subaccount, _ = authorize(
-            session, principal=principal, subdomain=subdomain, permission=Permission.subaccount_read
-        )
+    with authorized(ctx, principal, subdomain, Permission.subaccount_read, write=False) as (
+        session,
+        subaccount,
+        _,
+    ):
         return subaccount_out(ctx, subaccount, tenancy.usage(session, subaccount=subaccount))
 
 
@@ -164,13 +173,11 @@ def update_subaccount(
 
     if body.plan is not None and not principal.is_platform_admin:
         raise PermissionDenied("only platform administrators change a plan")
-    with transaction(ctx.sessions) as session:
-        subaccount, _ = authorize(
-            session,
-            principal=principal,
-            subdomain=subdomain,
-            permission=Permission.subaccount_write,
-        )
+    with authorized(ctx, principal, subdomain, Permission.subaccount_write, write=True) as (
+        session,
+        subaccount,
+        _,
+    ):
         tenancy.update(
             session,
             clock=ctx.clock,
@@ -215,10 +222,11 @@ def list_members(
     subdomain: str, ctx: Ctx, principal: Caller, limit: Limit = 50, cursor: Cursor = None
 ) -> Page[MemberOut]:
     """The members of a sub-account."""
-    with transaction(ctx.read_sessions) as session:
-        subaccount, _ = authorize(
-            session, principal=principal, subdomain=subdomain, permission=Permission.members_read
-        )
+    with authorized(ctx, principal, subdomain, Permission.members_read, write=False) as (
+        session,
+        subaccount,
+        _,
+    ):
         items = [member_out(m, u) for m, u in tenancy.list_members(session, subaccount=subaccount)]
     return paginate(items, key=lambda m: m.user_id, limit=limit, cursor=cursor)
 
@@ -226,10 +234,11 @@ def list_members(
 @router.post("/{subdomain}/members", status_code=201, response_model=MemberOut)
 def add_member(subdomain: str, body: MemberIn, ctx: Ctx, principal: Caller) -> MemberOut:
     """Add a user (person or technical) as a member, by user ID."""
-    with transaction(ctx.sessions) as session:
-        subaccount, _ = authorize(
-            session, principal=principal, subdomain=subdomain, permission=Permission.members_write
-        )
+    with authorized(ctx, principal, subdomain, Permission.members_write, write=True) as (
+        session,
+        subaccount,
+        _,
+    ):
         user = identity.get_user(session, user_id=body.user_id)
         member = tenancy.add_member(
             session,
@@ -248,10 +257,11 @@ def change_member(
     subdomain: str, user_id: str, body: MemberPatch, ctx: Ctx, principal: Caller
 ) -> MemberOut:
     """Change a member's roles or description."""
-    with transaction(ctx.sessions) as session:
-        subaccount, _ = authorize(
-            session, principal=principal, subdomain=subdomain, permission=Permission.members_write
-        )
+    with authorized(ctx, principal, subdomain, Permission.members_write, write=True) as (
+        session,
+        subaccount,
+        _,
+    ):
         user = identity.get_user(session, user_id=user_id)
         member = tenancy.change_member(
             session,
@@ -268,10 +278,11 @@ def change_member(
 @router.delete("/{subdomain}/members/{user_id}", status_code=204)
 def remove_member(subdomain: str, user_id: str, ctx: Ctx, principal: Caller) -> None:
     """Remove a member; their role collections in this sub-account go with them."""
-    with transaction(ctx.sessions) as session:
-        subaccount, _ = authorize(
-            session, principal=principal, subdomain=subdomain, permission=Permission.members_write
-        )
+    with authorized(ctx, principal, subdomain, Permission.members_write, write=True) as (
+        session,
+        subaccount,
+        _,
+    ):
         user = identity.get_user(session, user_id=user_id)
         tenancy.remove_member(
             session, clock=ctx.clock, actor=principal.user_id, subaccount=subaccount, user=user

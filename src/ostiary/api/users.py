@@ -10,7 +10,16 @@ from pydantic import BaseModel, EmailStr, Field
 
 from ostiary.access.permissions import Permission
 from ostiary.api.authn import Principal, authenticated, platform_admin
-from ostiary.api.deps import Cursor, Limit, Page, acting_user, authorize, context, paginate
+from ostiary.api.deps import (
+    Cursor,
+    Limit,
+    Page,
+    acting_user,
+    authorize,
+    authorized,
+    context,
+    paginate,
+)
 from ostiary.audit import service as audit
 from ostiary.context import AppContext
 from ostiary.db import transaction
@@ -235,13 +244,11 @@ def technical_user_inventory(
     search: Annotated[str, Query(max_length=100)] = "",
 ) -> Page[InventoryOut]:
     """Every technical user of the sub-account with owner, credentials, roles (SPEC C5)."""
-    with transaction(ctx.read_sessions) as session:
-        subaccount, _ = authorize(
-            session,
-            principal=principal,
-            subdomain=subdomain,
-            permission=Permission.technical_users_read,
-        )
+    with authorized(ctx, principal, subdomain, Permission.technical_users_read, write=False) as (
+        session,
+        subaccount,
+        _,
+    ):
         rows = technical.inventory(
             session, subaccount=subaccount, search=search, limit=limit + 1, after=cursor
         )

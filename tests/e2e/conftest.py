@@ -29,7 +29,7 @@ from tests.conftest import PG_ADMIN_URL, SmtpSink, free_port, unavailable
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
 
-READY_TIMEOUT = 20.0
+READY_TIMEOUT = 60.0  # generous: CI machines are small and busy; a healthy start takes ~2 s
 STOP_TIMEOUT = 10.0
 SECRET_KEY = "e2e-secret-key-4f1c9a7d2b8e6035"
 ADMIN_EMAIL = "root@example.com"

@@ -1,11 +1,17 @@
 """What every signed-in console page shares: who looks, what they may do, how errors show.
 
 Pages call ``signed_in`` first (signed-out visitors go to the sign-in page), check the
-member role through ``ostiary.api.deps.authorize`` like the admin API does, and answer any
-``OstiaryError`` with ``problem``: a page naming the status, never a 500.
+member role through ``authorized`` (``ostiary.api.deps.authorize``, like the admin API does),
+and answer any ``OstiaryError`` with ``problem``: a page naming the status, never a 500.
+A form that fails for any other reason than a refusal shows again through ``page``, with the
+error's status code and message.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, NamedTuple
 
 from fastapi import Request
 from sqlalchemy.orm import Session
@@ -14,6 +20,7 @@ from starlette.responses import Response
 from ostiary.access.decision import Allow, decide
 from ostiary.access.permissions import Permission
 from ostiary.access.service import load_grants
+from ostiary.api import deps
 from ostiary.api.authn import Principal
 from ostiary.api.errors import audit_denial
 from ostiary.console.web import Viewer, redirect, render, viewer
@@ -47,10 +54,55 @@ def principal(seen: Viewer) -> Principal:
     return Principal.of(seen.user, "session")
 
 
+class Access(NamedTuple):
+    """What ``authorized`` yields: the open session, the sub-account and the acting user."""
+
+    session: Session
+    subaccount: Subaccount
+    actor: User
+
+    def may(self, permission: Permission) -> bool:
+        """Whether the acting user also holds ``permission`` here (to show or hide a form)."""
+        return may(
+            self.session, actor=self.actor, subaccount=self.subaccount, permission=permission
+        )
+
+
+@contextmanager
+def authorized(
+    ctx: AppContext, seen: Viewer, subdomain: str, permission: Permission, *, write: bool = False
+) -> Iterator[Access]:
+    """A transaction in which the viewer holds ``permission`` in ``subdomain``, or
+    ``PermissionDenied``; ``write`` picks the write sessions (forms), else the read ones."""
+    with deps.authorized(ctx, principal(seen), subdomain, permission, write=write) as found:
+        yield Access(*found)
+
+
 def may(session: Session, *, actor: User, subaccount: Subaccount, permission: Permission) -> bool:
     """Whether ``actor`` holds ``permission`` in ``subaccount`` (to show or hide a form)."""
     grants = load_grants(session, user=actor, subaccount=subaccount)
     return isinstance(decide(grants, permission), Allow)
+
+
+def page(
+    request: Request,
+    ctx: AppContext,
+    seen: Viewer,
+    template: str,
+    *,
+    failed: OstiaryError | None = None,
+    **values: Any,
+) -> Response:
+    """Render a page; after a failed form, with the error's status code and message."""
+    return render(
+        request,
+        ctx,
+        seen,
+        template,
+        status=failed.status_code if failed else 200,
+        error=failed.detail if failed else None,
+        **values,
+    )
 
 
 def problem(request: Request, ctx: AppContext, seen: Viewer, exc: OstiaryError) -> Response:

@@ -11,11 +11,10 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
 from ostiary.access.permissions import Permission
-from ostiary.api.deps import authorize, context
-from ostiary.console.guard import principal, problem, signed_in
+from ostiary.api.deps import context
+from ostiary.console.guard import authorized, problem, signed_in
 from ostiary.console.web import render
 from ostiary.context import AppContext
-from ostiary.db import transaction
 from ostiary.errors import InvalidInput, OstiaryError
 from ostiary.runtime import flows, mpl
 from ostiary.runtime.models import MessageStatus
@@ -56,20 +55,14 @@ def messages(
     error: InvalidInput | None = None
     page = mpl.MessagePage(items=[], next_cursor=None)
     try:
-        with transaction(ctx.read_sessions) as session:
-            subaccount, _ = authorize(
-                session,
-                principal=principal(seen),
-                subdomain=subdomain,
-                permission=Permission.messages_read,
-            )
-            paths = [f.path for f in flows.list_flows(session, subaccount=subaccount)]
+        with authorized(ctx, seen, subdomain, Permission.messages_read) as here:
+            paths = [f.path for f in flows.list_flows(here.session, subaccount=here.subaccount)]
             try:
                 if status and status not in {s.value for s in MessageStatus}:
                     raise InvalidInput("choose the status stored, forwarded or failed")
                 page = mpl.list_messages(
-                    session,
-                    subaccount=subaccount,
+                    here.session,
+                    subaccount=here.subaccount,
                     flow=flow or None,
                     sender=sender or None,
                     status=MessageStatus(status) if status else None,
@@ -92,7 +85,7 @@ def messages(
         "subaccounts/messages.html",
         status=error.status_code if error else 200,
         error=error.detail if error else None,
-        subaccount=subaccount,
+        subaccount=here.subaccount,
         messages=page.items,
         filters=filters,
         filtered=bool(kept),
@@ -114,16 +107,10 @@ def message(request: Request, ctx: Ctx, subdomain: str, message_id: str) -> Resp
     if isinstance(seen, Response):
         return seen
     try:
-        with transaction(ctx.read_sessions) as session:
-            subaccount, _ = authorize(
-                session,
-                principal=principal(seen),
-                subdomain=subdomain,
-                permission=Permission.messages_read,
-            )
-            found = mpl.get_message(session, subaccount=subaccount, message_id=message_id)
+        with authorized(ctx, seen, subdomain, Permission.messages_read) as here:
+            found = mpl.get_message(here.session, subaccount=here.subaccount, message_id=message_id)
             flow_exists = found.flow_path in {
-                f.path for f in flows.list_flows(session, subaccount=subaccount)
+                f.path for f in flows.list_flows(here.session, subaccount=here.subaccount)
             }
     except OstiaryError as exc:
         return problem(request, ctx, seen, exc)
@@ -132,10 +119,10 @@ def message(request: Request, ctx: Ctx, subdomain: str, message_id: str) -> Resp
         ctx,
         seen,
         "subaccounts/message.html",
-        subaccount=subaccount,
+        subaccount=here.subaccount,
         message=found,
         flow_exists=flow_exists,
-        payload_url=f"/api/v1/subaccounts/{subaccount.subdomain}/messages/{found.id}/payload",
+        payload_url=f"/api/v1/subaccounts/{here.subaccount.subdomain}/messages/{found.id}/payload",
         stored=found.status is MessageStatus.stored,
         section="messages",
     )

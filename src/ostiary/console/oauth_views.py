@@ -17,11 +17,10 @@ from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from ostiary.access.permissions import Permission
-from ostiary.api.deps import authorize, context
-from ostiary.console.guard import may, principal, problem, signed_in
+from ostiary.api.deps import context
+from ostiary.console.guard import authorized, page, principal, problem, signed_in
 from ostiary.console.web import Viewer, check_csrf, redirect, render
 from ostiary.context import AppContext
-from ostiary.db import transaction
 from ostiary.errors import InvalidInput, OstiaryError, PermissionDenied
 from ostiary.identity import service as identity
 from ostiary.identity import technical
@@ -105,37 +104,30 @@ def _list_page(
     seen: Viewer,
     subdomain: str,
     *,
-    status: int = 200,
-    error: str | None = None,
+    failed: OstiaryError | None = None,
     form: dict[str, str] | None = None,
 ) -> Response:
     now = ctx.clock.now()
     try:
-        with transaction(ctx.read_sessions) as session:
-            subaccount, actor = authorize(
-                session,
-                principal=principal(seen),
-                subdomain=subdomain,
-                permission=Permission.credentials_read,
-            )
+        with authorized(ctx, seen, subdomain, Permission.credentials_read) as here:
             rows = [
                 ClientRow(
                     client=c,
                     user=u,
                     active_secrets=sum(
-                        _active(s, now) for s in clients.secrets_of(session, client=c)
+                        _active(s, now) for s in clients.secrets_of(here.session, client=c)
                     ),
                     expired=c.expires_at is not None and c.expires_at <= now,
                 )
-                for c, u in clients.list_clients(session, subaccount=subaccount)
+                for c, u in clients.list_clients(here.session, subaccount=here.subaccount)
             ]
-            writable = may(
-                session, actor=actor, subaccount=subaccount, permission=Permission.credentials_write
-            )
+            writable = here.may(Permission.credentials_write)
             choices = (
                 [
                     r.user
-                    for r in technical.inventory(session, subaccount=subaccount, limit=CHOICES)
+                    for r in technical.inventory(
+                        here.session, subaccount=here.subaccount, limit=CHOICES
+                    )
                     if r.user.status is UserStatus.active
                 ]
                 if writable
@@ -143,14 +135,13 @@ def _list_page(
             )
     except OstiaryError as exc:
         return problem(request, ctx, seen, exc)
-    return render(
+    return page(
         request,
         ctx,
         seen,
         "subaccounts/oauth_clients.html",
-        status=status,
-        error=error,
-        subaccount=subaccount,
+        failed=failed,
+        subaccount=here.subaccount,
         rows=rows,
         writable=writable,
         choices=choices,
@@ -219,23 +210,17 @@ def create_client(
     }
     try:
         check_csrf(seen, csrf_token)
-        with transaction(ctx.sessions) as session:
-            subaccount, _ = authorize(
-                session,
-                principal=principal(seen),
-                subdomain=subdomain,
-                permission=Permission.credentials_write,
-            )
+        with authorized(ctx, seen, subdomain, Permission.credentials_write, write=True) as here:
             # A typed user ID wins over the select: it is the more deliberate of the two.
             chosen = user_id.strip() or technical_user.strip()
             if not chosen:
                 raise InvalidInput("choose the technical user the client acts as")
-            user = identity.get_user(session, user_id=chosen)
+            user = identity.get_user(here.session, user_id=chosen)
             issued = clients.create(
-                session,
+                here.session,
                 ctx,
                 actor=principal(seen).user_id,
-                subaccount=subaccount,
+                subaccount=here.subaccount,
                 user=user,
                 description=description.strip(),
                 expires_at=_expiry(expires_on),
@@ -243,10 +228,8 @@ def create_client(
     except PermissionDenied as exc:
         return problem(request, ctx, seen, exc)
     except OstiaryError as exc:
-        return _list_page(
-            request, ctx, seen, subdomain, status=exc.status_code, error=exc.detail, form=form
-        )
-    return _secret_page(request, ctx, seen, subaccount, issued, user)
+        return _list_page(request, ctx, seen, subdomain, failed=exc, form=form)
+    return _secret_page(request, ctx, seen, here.subaccount, issued, user)
 
 
 # ---------------------------------------------------------------- one client
@@ -259,34 +242,26 @@ def _detail_page(
     subdomain: str,
     client_id: str,
     *,
-    status: int = 200,
-    error: str | None = None,
+    failed: OstiaryError | None = None,
 ) -> Response:
     now = ctx.clock.now()
     try:
-        with transaction(ctx.read_sessions) as session:
-            subaccount, actor = authorize(
-                session,
-                principal=principal(seen),
-                subdomain=subdomain,
-                permission=Permission.credentials_read,
-            )
-            client = clients.get(session, subaccount=subaccount, client_id=client_id)
-            user = _acting_user(session, client)
-            secrets = [(s, _active(s, now)) for s in clients.secrets_of(session, client=client)]
-            writable = may(
-                session, actor=actor, subaccount=subaccount, permission=Permission.credentials_write
-            )
+        with authorized(ctx, seen, subdomain, Permission.credentials_read) as here:
+            client = clients.get(here.session, subaccount=here.subaccount, client_id=client_id)
+            user = _acting_user(here.session, client)
+            secrets = [
+                (s, _active(s, now)) for s in clients.secrets_of(here.session, client=client)
+            ]
+            writable = here.may(Permission.credentials_write)
     except OstiaryError as exc:
         return problem(request, ctx, seen, exc)
-    return render(
+    return page(
         request,
         ctx,
         seen,
         "subaccounts/oauth_clients_detail.html",
-        status=status,
-        error=error,
-        subaccount=subaccount,
+        failed=failed,
+        subaccount=here.subaccount,
         client=client,
         acting=user,
         secrets=secrets,
@@ -367,21 +342,15 @@ def change_client(
         if action not in ACTIONS:
             raise InvalidInput(f"unknown action {action[:40]!r}")
         until = ctx.clock.now() + _overlap(old_valid_hours) if action == "rotate" else None
-        with transaction(ctx.sessions) as session:
-            subaccount, _ = authorize(
-                session,
-                principal=principal(seen),
-                subdomain=subdomain,
-                permission=Permission.credentials_write,
-            )
-            client = clients.get(session, subaccount=subaccount, client_id=client_id)
-            user = _acting_user(session, client)
+        with authorized(ctx, seen, subdomain, Permission.credentials_write, write=True) as here:
+            client = clients.get(here.session, subaccount=here.subaccount, client_id=client_id)
+            user = _acting_user(here.session, client)
             issued = _apply(
-                session,
+                here.session,
                 ctx,
                 action=action,
                 actor=principal(seen).user_id,
-                subaccount=subaccount,
+                subaccount=here.subaccount,
                 client=client,
                 old_valid_until=until,
                 secret_id=secret_id,
@@ -391,11 +360,9 @@ def change_client(
     except OstiaryError as exc:
         if exc.status_code == 404:
             return problem(request, ctx, seen, exc)
-        return _detail_page(
-            request, ctx, seen, subdomain, client_id, status=exc.status_code, error=exc.detail
-        )
+        return _detail_page(request, ctx, seen, subdomain, client_id, failed=exc)
     if issued is not None:
-        return _secret_page(request, ctx, seen, subaccount, issued, user, overlap_until=until)
+        return _secret_page(request, ctx, seen, here.subaccount, issued, user, overlap_until=until)
     if action == "delete":
         return redirect(ctx, _url(subdomain), flash=FLASHES[action])
     return redirect(ctx, _url(subdomain, client_id), flash=FLASHES[action])

@@ -14,7 +14,7 @@ from ostiary.access.permissions import Permission
 from ostiary.access.service import role_names
 from ostiary.api.deps import authorize, context
 from ostiary.console import message_views
-from ostiary.console.guard import may, principal, problem, signed_in
+from ostiary.console.guard import authorized, page, principal, problem, signed_in
 from ostiary.console.web import Viewer, check_csrf, redirect, render
 from ostiary.context import AppContext
 from ostiary.db import transaction
@@ -98,33 +98,23 @@ def _flows_page(
     seen: Viewer,
     subdomain: str,
     *,
-    status: int = 200,
-    error: str | None = None,
+    failed: OstiaryError | None = None,
     form: dict[str, Any] | None = None,
 ) -> Response:
     try:
-        with transaction(ctx.read_sessions) as session:
-            subaccount, actor = authorize(
-                session,
-                principal=principal(seen),
-                subdomain=subdomain,
-                permission=Permission.flows_read,
-            )
-            listed = flows.list_flows(session, subaccount=subaccount)
-            roles = role_names(session, subaccount=subaccount)
-            writable = may(
-                session, actor=actor, subaccount=subaccount, permission=Permission.flows_write
-            )
+        with authorized(ctx, seen, subdomain, Permission.flows_read) as here:
+            listed = flows.list_flows(here.session, subaccount=here.subaccount)
+            roles = role_names(here.session, subaccount=here.subaccount)
+            writable = here.may(Permission.flows_write)
     except OstiaryError as exc:
         return problem(request, ctx, seen, exc)
-    return render(
+    return page(
         request,
         ctx,
         seen,
         "subaccounts/flows.html",
-        status=status,
-        error=error,
-        subaccount=subaccount,
+        failed=failed,
+        subaccount=here.subaccount,
         flows=listed,
         roles=roles,
         auth_labels=AUTH_LABELS,
@@ -174,18 +164,12 @@ def create_flow(
     }
     try:
         check_csrf(seen, csrf_token)
-        with transaction(ctx.sessions) as session:
-            subaccount, _ = authorize(
-                session,
-                principal=principal(seen),
-                subdomain=subdomain,
-                permission=Permission.flows_write,
-            )
+        with authorized(ctx, seen, subdomain, Permission.flows_write, write=True) as here:
             flow = flows.create(
-                session,
+                here.session,
                 clock=ctx.clock,
                 actor=principal(seen).user_id,
-                subaccount=subaccount,
+                subaccount=here.subaccount,
                 path=path.strip(),
                 **_flow_fields(form),
             )
@@ -193,9 +177,7 @@ def create_flow(
     except PermissionDenied as exc:
         return problem(request, ctx, seen, exc)
     except OstiaryError as exc:
-        return _flows_page(
-            request, ctx, seen, subdomain, status=exc.status_code, error=exc.detail, form=form
-        )
+        return _flows_page(request, ctx, seen, subdomain, failed=exc, form=form)
     return redirect(ctx, _flows_url(subdomain, created), flash="flow_created")
 
 
@@ -207,35 +189,24 @@ def _flow_page(
     path: str,
     *,
     user_id: str = "",
-    status: int = 200,
-    error: str | None = None,
+    failed: OstiaryError | None = None,
 ) -> Response:
     try:
-        with transaction(ctx.read_sessions) as session:
-            subaccount, actor = authorize(
-                session,
-                principal=principal(seen),
-                subdomain=subdomain,
-                permission=Permission.flows_read,
-            )
-            flow = flows.get(session, subaccount=subaccount, path=path)
-            roles = role_names(session, subaccount=subaccount)
-            writable = may(
-                session, actor=actor, subaccount=subaccount, permission=Permission.flows_write
-            )
-            explainable = may(
-                session, actor=actor, subaccount=subaccount, permission=Permission.assignments_read
-            )
+        with authorized(ctx, seen, subdomain, Permission.flows_read) as here:
+            flow = flows.get(here.session, subaccount=here.subaccount, path=path)
+            roles = role_names(here.session, subaccount=here.subaccount)
+            writable = here.may(Permission.flows_write)
+            explainable = here.may(Permission.assignments_read)
             explanation = None
             if user_id.strip():
                 authorize(
-                    session,
+                    here.session,
                     principal=principal(seen),
                     subdomain=subdomain,
                     permission=Permission.assignments_read,
                 )
                 explanation = explain(
-                    session, subaccount=subaccount, user_id=user_id, flow_path=flow.path
+                    here.session, subaccount=here.subaccount, user_id=user_id, flow_path=flow.path
                 )
     except OstiaryError as exc:
         return problem(request, ctx, seen, exc)
@@ -248,16 +219,15 @@ def _flow_page(
         "max_mib": f"{flow.max_bytes / MIB:g}",
         "description": flow.description,
     }
-    return render(
+    return page(
         request,
         ctx,
         seen,
         "subaccounts/flow.html",
-        status=status,
-        error=error,
-        subaccount=subaccount,
+        failed=failed,
+        subaccount=here.subaccount,
         flow=flow,
-        endpoint=f"{ctx.settings.public_url}/t/{subaccount.subdomain}/http/{flow.path}",
+        endpoint=f"{ctx.settings.public_url}/t/{here.subaccount.subdomain}/http/{flow.path}",
         roles=roles,
         auth_labels=AUTH_LABELS,
         writable=writable,
@@ -313,25 +283,23 @@ def change_flow(
         check_csrf(seen, csrf_token)
         if action not in FLOW_ACTIONS:
             raise InvalidInput(f"unknown action {action!r}")
-        with transaction(ctx.sessions) as session:
-            subaccount, _ = authorize(
-                session,
-                principal=principal(seen),
-                subdomain=subdomain,
-                permission=Permission.flows_write,
-            )
+        with authorized(ctx, seen, subdomain, Permission.flows_write, write=True) as here:
             actor = principal(seen).user_id
             if action == "delete":
                 flows.delete(
-                    session, clock=ctx.clock, actor=actor, subaccount=subaccount, path=path
+                    here.session,
+                    clock=ctx.clock,
+                    actor=actor,
+                    subaccount=here.subaccount,
+                    path=path,
                 )
             else:
                 fields = _flow_fields(form) if action == "save" else {"enabled": action == "enable"}
                 flows.change(
-                    session,
+                    here.session,
                     clock=ctx.clock,
                     actor=actor,
-                    subaccount=subaccount,
+                    subaccount=here.subaccount,
                     path=path,
                     **fields,
                 )
@@ -340,9 +308,7 @@ def change_flow(
     except OstiaryError as exc:
         if exc.status_code == 404:
             return problem(request, ctx, seen, exc)
-        return _flow_page(
-            request, ctx, seen, subdomain, path, status=exc.status_code, error=exc.detail
-        )
+        return _flow_page(request, ctx, seen, subdomain, path, failed=exc)
     if action == "delete":
         return redirect(ctx, _flows_url(subdomain), flash="flow_deleted")
     flash = {"save": "flow_changed", "enable": "flow_enabled", "disable": "flow_disabled"}

@@ -11,11 +11,10 @@ from starlette.responses import Response
 
 from ostiary.access import service as access
 from ostiary.access.permissions import Permission
-from ostiary.api.deps import authorize, context
-from ostiary.console.guard import may, principal, problem, signed_in
+from ostiary.api.deps import context
+from ostiary.console.guard import authorized, page, principal, problem, signed_in
 from ostiary.console.web import Viewer, check_csrf, redirect, render
 from ostiary.context import AppContext
-from ostiary.db import transaction
 from ostiary.errors import NotFound, OstiaryError, PermissionDenied
 from ostiary.identity import service as identity
 from ostiary.tenancy import service as tenancy
@@ -40,34 +39,27 @@ def authorizations(
         return seen
     missing: NotFound | None = None
     try:
-        with transaction(ctx.read_sessions) as session:
-            subaccount, _ = authorize(
-                session,
-                principal=principal(seen),
-                subdomain=subdomain,
-                permission=Permission.assignments_read,
-            )
+        with authorized(ctx, seen, subdomain, Permission.assignments_read) as here:
             if user_id.strip():
                 # Any user of the directory can be opened: an assignment needs no membership.
                 try:
-                    found = identity.get_user(session, user_id=user_id)
+                    found = identity.get_user(here.session, user_id=user_id)
                 except NotFound as exc:
                     missing = exc
                 else:
                     return redirect(ctx, _user_url(subdomain, found.user_id))
             rows = access.users_with_assignments(
-                session, subaccount=subaccount, search=search.strip()
+                here.session, subaccount=here.subaccount, search=search.strip()
             )
     except OstiaryError as exc:
         return problem(request, ctx, seen, exc)
-    return render(
+    return page(
         request,
         ctx,
         seen,
         "subaccounts/authorizations.html",
-        status=missing.status_code if missing else 200,
-        error=missing.detail if missing else None,
-        subaccount=subaccount,
+        failed=missing,
+        subaccount=here.subaccount,
         rows=rows,
         search=search,
         user_id=user_id,
@@ -86,28 +78,17 @@ def user_authorizations(request: Request, ctx: Ctx, subdomain: str, user_id: str
     if isinstance(seen, Response):
         return seen
     try:
-        with transaction(ctx.read_sessions) as session:
-            subaccount, actor = authorize(
-                session,
-                principal=principal(seen),
-                subdomain=subdomain,
-                permission=Permission.assignments_read,
-            )
-            user = identity.get_user(session, user_id=user_id)
-            held = access.user_collections(session, subaccount=subaccount, user=user)
-            collections = access.list_collections(session, subaccount=subaccount)
+        with authorized(ctx, seen, subdomain, Permission.assignments_read) as here:
+            user = identity.get_user(here.session, user_id=user_id)
+            held = access.user_collections(here.session, subaccount=here.subaccount, user=user)
+            collections = access.list_collections(here.session, subaccount=here.subaccount)
             try:
                 member_roles = list(
-                    tenancy.get_member(session, subaccount=subaccount, user=user).roles
+                    tenancy.get_member(here.session, subaccount=here.subaccount, user=user).roles
                 )
             except NotFound:
                 member_roles = []
-            writable = may(
-                session,
-                actor=actor,
-                subaccount=subaccount,
-                permission=Permission.assignments_write,
-            )
+            writable = here.may(Permission.assignments_write)
     except OstiaryError as exc:
         return problem(request, ctx, seen, exc)
     return render(
@@ -115,7 +96,7 @@ def user_authorizations(request: Request, ctx: Ctx, subdomain: str, user_id: str
         ctx,
         seen,
         "subaccounts/authorization_user.html",
-        subaccount=subaccount,
+        subaccount=here.subaccount,
         subject=user,
         held=held,
         collections=collections,
@@ -140,20 +121,14 @@ def save_user_authorizations(
         return seen
     try:
         check_csrf(seen, csrf_token)
-        with transaction(ctx.sessions) as session:
-            subaccount, _ = authorize(
-                session,
-                principal=principal(seen),
-                subdomain=subdomain,
-                permission=Permission.assignments_write,
-            )
-            user = identity.get_user(session, user_id=user_id)
+        with authorized(ctx, seen, subdomain, Permission.assignments_write, write=True) as here:
+            user = identity.get_user(here.session, user_id=user_id)
             saved = user.user_id
             access.set_user_collections(
-                session,
+                here.session,
                 clock=ctx.clock,
                 actor=principal(seen).user_id,
-                subaccount=subaccount,
+                subaccount=here.subaccount,
                 user=user,
                 names=role_collections,
             )
@@ -171,36 +146,23 @@ def _collections_page(
     seen: Viewer,
     subdomain: str,
     *,
-    status: int = 200,
-    error: str | None = None,
+    failed: OstiaryError | None = None,
     form: dict[str, object] | None = None,
 ) -> Response:
     try:
-        with transaction(ctx.read_sessions) as session:
-            subaccount, actor = authorize(
-                session,
-                principal=principal(seen),
-                subdomain=subdomain,
-                permission=Permission.role_collections_read,
-            )
-            collections = access.list_collections(session, subaccount=subaccount)
-            roles = access.role_names(session, subaccount=subaccount)
-            writable = may(
-                session,
-                actor=actor,
-                subaccount=subaccount,
-                permission=Permission.role_collections_write,
-            )
+        with authorized(ctx, seen, subdomain, Permission.role_collections_read) as here:
+            collections = access.list_collections(here.session, subaccount=here.subaccount)
+            roles = access.role_names(here.session, subaccount=here.subaccount)
+            writable = here.may(Permission.role_collections_write)
     except OstiaryError as exc:
         return problem(request, ctx, seen, exc)
-    return render(
+    return page(
         request,
         ctx,
         seen,
         "subaccounts/role_collections.html",
-        status=status,
-        error=error,
-        subaccount=subaccount,
+        failed=failed,
+        subaccount=here.subaccount,
         collections=collections,
         roles=roles,
         writable=writable,
@@ -235,18 +197,14 @@ def create_role_collection(
     form: dict[str, object] = {"name": name, "description": description, "roles": roles}
     try:
         check_csrf(seen, csrf_token)
-        with transaction(ctx.sessions) as session:
-            subaccount, _ = authorize(
-                session,
-                principal=principal(seen),
-                subdomain=subdomain,
-                permission=Permission.role_collections_write,
-            )
+        with authorized(
+            ctx, seen, subdomain, Permission.role_collections_write, write=True
+        ) as here:
             access.create_collection(
-                session,
+                here.session,
                 clock=ctx.clock,
                 actor=principal(seen).user_id,
-                subaccount=subaccount,
+                subaccount=here.subaccount,
                 name=name.strip(),
                 roles=roles,
                 description=description.strip(),
@@ -254,9 +212,7 @@ def create_role_collection(
     except PermissionDenied as exc:
         return problem(request, ctx, seen, exc)
     except OstiaryError as exc:
-        return _collections_page(
-            request, ctx, seen, subdomain, status=exc.status_code, error=exc.detail, form=form
-        )
+        return _collections_page(request, ctx, seen, subdomain, failed=exc, form=form)
     return redirect(
         ctx,
         f"/console/subaccounts/{subdomain}/security/role-collections",
@@ -273,32 +229,22 @@ def _roles_page(
     seen: Viewer,
     subdomain: str,
     *,
-    status: int = 200,
-    error: str | None = None,
+    failed: OstiaryError | None = None,
     form: dict[str, str] | None = None,
 ) -> Response:
     try:
-        with transaction(ctx.read_sessions) as session:
-            subaccount, actor = authorize(
-                session,
-                principal=principal(seen),
-                subdomain=subdomain,
-                permission=Permission.roles_read,
-            )
-            roles = access.role_names(session, subaccount=subaccount)
-            writable = may(
-                session, actor=actor, subaccount=subaccount, permission=Permission.roles_write
-            )
+        with authorized(ctx, seen, subdomain, Permission.roles_read) as here:
+            roles = access.role_names(here.session, subaccount=here.subaccount)
+            writable = here.may(Permission.roles_write)
     except OstiaryError as exc:
         return problem(request, ctx, seen, exc)
-    return render(
+    return page(
         request,
         ctx,
         seen,
         "subaccounts/roles.html",
-        status=status,
-        error=error,
-        subaccount=subaccount,
+        failed=failed,
+        subaccount=here.subaccount,
         roles=[(n, d, n in access.BUILTIN_ROLES) for n, d in roles.items()],
         writable=writable,
         form=form or {"name": "", "description": ""},
@@ -330,18 +276,12 @@ def create_role(
         return seen
     try:
         check_csrf(seen, csrf_token)
-        with transaction(ctx.sessions) as session:
-            subaccount, _ = authorize(
-                session,
-                principal=principal(seen),
-                subdomain=subdomain,
-                permission=Permission.roles_write,
-            )
+        with authorized(ctx, seen, subdomain, Permission.roles_write, write=True) as here:
             access.create_role(
-                session,
+                here.session,
                 clock=ctx.clock,
                 actor=principal(seen).user_id,
-                subaccount=subaccount,
+                subaccount=here.subaccount,
                 name=name.strip(),
                 description=description.strip(),
             )
@@ -353,8 +293,7 @@ def create_role(
             ctx,
             seen,
             subdomain,
-            status=exc.status_code,
-            error=exc.detail,
+            failed=exc,
             form={"name": name, "description": description},
         )
     return redirect(ctx, f"/console/subaccounts/{subdomain}/security/roles", flash="role_created")

@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from ostiary.access.permissions import Permission
 from ostiary.api.deps import authorize, context
-from ostiary.console.guard import principal, problem, signed_in
+from ostiary.console.guard import authorized, page, principal, problem, signed_in
 from ostiary.console.web import Viewer, check_csrf, redirect, render
 from ostiary.context import AppContext
 from ostiary.db import transaction
@@ -36,21 +36,19 @@ def _mine_page(
     ctx: AppContext,
     seen: Viewer,
     *,
-    status: int = 200,
-    error: str | None = None,
+    failed: OstiaryError | None = None,
     form: dict[str, str] | None = None,
 ) -> Response:
     assert seen.user is not None
     with transaction(ctx.read_sessions) as session:
         owned = technical.owned_by(session, owner=seen.user)
         homes = tenancy.list_visible(session, user=seen.user)
-    return render(
+    return page(
         request,
         ctx,
         seen,
         "technical_users/mine.html",
-        status=status,
-        error=error,
+        failed=failed,
         owned=owned,
         homes=homes,
         form=form or {"display_name": "", "description": "", "subdomain": ""},
@@ -117,7 +115,7 @@ def create(
     except PermissionDenied as exc:
         return problem(request, ctx, seen, exc)
     except OstiaryError as exc:
-        return _mine_page(request, ctx, seen, status=exc.status_code, error=exc.detail, form=form)
+        return _mine_page(request, ctx, seen, failed=exc, form=form)
     return _secret_page(request, ctx, seen, issued, created=True)
 
 
@@ -142,8 +140,7 @@ def _detail_page(
     seen: Viewer,
     user_id: str,
     *,
-    status: int = 200,
-    error: str | None = None,
+    failed: OstiaryError | None = None,
 ) -> Response:
     try:
         with transaction(ctx.read_sessions) as session:
@@ -164,13 +161,12 @@ def _detail_page(
             )
     except OstiaryError as exc:
         return problem(request, ctx, seen, exc)
-    return render(
+    return page(
         request,
         ctx,
         seen,
         "technical_users/detail.html",
-        status=status,
-        error=error,
+        failed=failed,
         subject=user,
         owner=owner,
         home=home,
@@ -222,7 +218,7 @@ def transfer(
     except PermissionDenied as exc:
         return problem(request, ctx, seen, exc)
     except OstiaryError as exc:
-        return _detail_page(request, ctx, seen, user_id, status=exc.status_code, error=exc.detail)
+        return _detail_page(request, ctx, seen, user_id, failed=exc)
     # A former owner who is no administrator may no longer open the technical user.
     url = f"/console/technical-users/{quote(target)}" if still else "/console/technical-users"
     return redirect(ctx, url, flash="owner_changed")
@@ -237,16 +233,10 @@ def inventory(
     if isinstance(seen, Response):
         return seen
     try:
-        with transaction(ctx.read_sessions) as session:
-            subaccount, _ = authorize(
-                session,
-                principal=principal(seen),
-                subdomain=subdomain,
-                permission=Permission.technical_users_read,
-            )
+        with authorized(ctx, seen, subdomain, Permission.technical_users_read) as here:
             rows = technical.inventory(
-                session,
-                subaccount=subaccount,
+                here.session,
+                subaccount=here.subaccount,
                 search=search.strip(),
                 limit=PAGE_SIZE + 1,
                 after=after or None,
@@ -260,7 +250,7 @@ def inventory(
         ctx,
         seen,
         "subaccounts/technical_users.html",
-        subaccount=subaccount,
+        subaccount=here.subaccount,
         rows=rows,
         search=search,
         next_after=rows[-1].user.user_id if more else None,

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Depends, Form, Request
 from starlette.responses import Response
 
 from ostiary.access.permissions import Permission
-from ostiary.api.deps import authorize, context
-from ostiary.console.guard import may, principal, problem, signed_in
+from ostiary.api.deps import context
+from ostiary.console.guard import authorized, page, principal, problem, signed_in
 from ostiary.console.web import Viewer, check_csrf, redirect, render
 from ostiary.context import AppContext
 from ostiary.db import transaction
@@ -49,20 +49,18 @@ def _list_page(
     ctx: AppContext,
     seen: Viewer,
     *,
-    status: int = 200,
-    error: str | None = None,
+    failed: OstiaryError | None = None,
     form: dict[str, str] | None = None,
 ) -> Response:
     assert seen.user is not None
     with transaction(ctx.read_sessions) as session:
         visible = tenancy.list_visible(session, user=seen.user)
-    return render(
+    return page(
         request,
         ctx,
         seen,
         "subaccounts/list.html",
-        status=status,
-        error=error,
+        failed=failed,
         subaccounts=visible,
         plans=PLAN_NAMES,
         form=form or {"plan": Plan.trial.value},
@@ -112,7 +110,7 @@ def create_subaccount(
     except PermissionDenied as exc:
         return problem(request, ctx, seen, exc)
     except OstiaryError as exc:
-        return _list_page(request, ctx, seen, status=exc.status_code, error=exc.detail, form=form)
+        return _list_page(request, ctx, seen, failed=exc, form=form)
     return redirect(ctx, f"/console/subaccounts/{subdomain.strip()}", flash="subaccount_created")
 
 
@@ -123,24 +121,18 @@ def overview(request: Request, ctx: Ctx, subdomain: str) -> Response:
     if isinstance(seen, Response):
         return seen
     try:
-        with transaction(ctx.read_sessions) as session:
-            subaccount, _ = authorize(
-                session,
-                principal=principal(seen),
-                subdomain=subdomain,
-                permission=Permission.subaccount_read,
-            )
-            used = tenancy.usage(session, subaccount=subaccount)
+        with authorized(ctx, seen, subdomain, Permission.subaccount_read) as here:
+            used = tenancy.usage(here.session, subaccount=here.subaccount)
     except OstiaryError as exc:
         return problem(request, ctx, seen, exc)
-    limits = PLAN_LIMITS[subaccount.plan].as_dict()
+    limits = PLAN_LIMITS[here.subaccount.plan].as_dict()
     rows = [(label, used.get(key), limits[key]) for key, label in LIMIT_LABELS.items()]
     return render(
         request,
         ctx,
         seen,
         "subaccounts/overview.html",
-        subaccount=subaccount,
+        subaccount=here.subaccount,
         limits=rows,
         section="overview",
     )
@@ -155,32 +147,22 @@ def _members_page(
     seen: Viewer,
     subdomain: str,
     *,
-    status: int = 200,
-    error: str | None = None,
+    failed: OstiaryError | None = None,
     form: dict[str, object] | None = None,
 ) -> Response:
     try:
-        with transaction(ctx.read_sessions) as session:
-            subaccount, actor = authorize(
-                session,
-                principal=principal(seen),
-                subdomain=subdomain,
-                permission=Permission.members_read,
-            )
-            members = tenancy.list_members(session, subaccount=subaccount)
-            writable = may(
-                session, actor=actor, subaccount=subaccount, permission=Permission.members_write
-            )
+        with authorized(ctx, seen, subdomain, Permission.members_read) as here:
+            members = tenancy.list_members(here.session, subaccount=here.subaccount)
+            writable = here.may(Permission.members_write)
     except OstiaryError as exc:
         return problem(request, ctx, seen, exc)
-    return render(
+    return page(
         request,
         ctx,
         seen,
         "subaccounts/members.html",
-        status=status,
-        error=error,
-        subaccount=subaccount,
+        failed=failed,
+        subaccount=here.subaccount,
         members=members,
         writable=writable,
         member_roles=MEMBER_ROLES,
@@ -216,21 +198,15 @@ def add_member(
     form: dict[str, object] = {"user_id": user_id, "roles": roles, "description": description}
     try:
         check_csrf(seen, csrf_token)
-        with transaction(ctx.sessions) as session:
-            subaccount, _ = authorize(
-                session,
-                principal=principal(seen),
-                subdomain=subdomain,
-                permission=Permission.members_write,
-            )
+        with authorized(ctx, seen, subdomain, Permission.members_write, write=True) as here:
             if not user_id.strip():
                 raise InvalidInput("enter the user ID of the user to add")
-            user = identity.get_user(session, user_id=user_id)
+            user = identity.get_user(here.session, user_id=user_id)
             tenancy.add_member(
-                session,
+                here.session,
                 clock=ctx.clock,
                 actor=principal(seen).user_id,
-                subaccount=subaccount,
+                subaccount=here.subaccount,
                 user=user,
                 roles=roles,
                 description=description.strip(),
@@ -238,9 +214,7 @@ def add_member(
     except PermissionDenied as exc:
         return problem(request, ctx, seen, exc)
     except OstiaryError as exc:
-        return _members_page(
-            request, ctx, seen, subdomain, status=exc.status_code, error=exc.detail, form=form
-        )
+        return _members_page(request, ctx, seen, subdomain, failed=exc, form=form)
     return redirect(ctx, f"/console/subaccounts/{subdomain}/members", flash="member_added")
 
 
@@ -251,29 +225,21 @@ def _member_page(
     subdomain: str,
     user_id: str,
     *,
-    status: int = 200,
-    error: str | None = None,
+    failed: OstiaryError | None = None,
 ) -> Response:
     try:
-        with transaction(ctx.read_sessions) as session:
-            subaccount, _ = authorize(
-                session,
-                principal=principal(seen),
-                subdomain=subdomain,
-                permission=Permission.members_write,
-            )
-            user = identity.get_user(session, user_id=user_id)
-            member = tenancy.get_member(session, subaccount=subaccount, user=user)
+        with authorized(ctx, seen, subdomain, Permission.members_write) as here:
+            user = identity.get_user(here.session, user_id=user_id)
+            member = tenancy.get_member(here.session, subaccount=here.subaccount, user=user)
     except OstiaryError as exc:
         return problem(request, ctx, seen, exc)
-    return render(
+    return page(
         request,
         ctx,
         seen,
         "subaccounts/member.html",
-        status=status,
-        error=error,
-        subaccount=subaccount,
+        failed=failed,
+        subaccount=here.subaccount,
         member=member,
         member_user=user,
         member_roles=MEMBER_ROLES,
@@ -307,28 +273,20 @@ def change_member(
         return seen
     try:
         check_csrf(seen, csrf_token)
-        with transaction(ctx.sessions) as session:
-            subaccount, _ = authorize(
-                session,
-                principal=principal(seen),
-                subdomain=subdomain,
-                permission=Permission.members_write,
-            )
+        with authorized(ctx, seen, subdomain, Permission.members_write, write=True) as here:
             tenancy.change_member(
-                session,
+                here.session,
                 clock=ctx.clock,
                 actor=principal(seen).user_id,
-                subaccount=subaccount,
-                user=identity.get_user(session, user_id=user_id),
+                subaccount=here.subaccount,
+                user=identity.get_user(here.session, user_id=user_id),
                 roles=roles,
                 description=description.strip(),
             )
     except PermissionDenied as exc:
         return problem(request, ctx, seen, exc)
     except OstiaryError as exc:
-        return _member_page(
-            request, ctx, seen, subdomain, user_id, status=exc.status_code, error=exc.detail
-        )
+        return _member_page(request, ctx, seen, subdomain, user_id, failed=exc)
     return redirect(ctx, f"/console/subaccounts/{subdomain}/members", flash="member_changed")
 
 
@@ -342,24 +300,16 @@ def remove_member(
         return seen
     try:
         check_csrf(seen, csrf_token)
-        with transaction(ctx.sessions) as session:
-            subaccount, _ = authorize(
-                session,
-                principal=principal(seen),
-                subdomain=subdomain,
-                permission=Permission.members_write,
-            )
+        with authorized(ctx, seen, subdomain, Permission.members_write, write=True) as here:
             tenancy.remove_member(
-                session,
+                here.session,
                 clock=ctx.clock,
                 actor=principal(seen).user_id,
-                subaccount=subaccount,
-                user=identity.get_user(session, user_id=user_id),
+                subaccount=here.subaccount,
+                user=identity.get_user(here.session, user_id=user_id),
             )
     except PermissionDenied as exc:
         return problem(request, ctx, seen, exc)
     except OstiaryError as exc:
-        return _member_page(
-            request, ctx, seen, subdomain, user_id, status=exc.status_code, error=exc.detail
-        )
+        return _member_page(request, ctx, seen, subdomain, user_id, failed=exc)
     return redirect(ctx, f"/console/subaccounts/{subdomain}/members", flash="member_removed")

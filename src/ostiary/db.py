@@ -72,7 +72,9 @@ def make_engine(url: str, *, pool: bool = True, immediate: bool = False) -> Engi
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 10},
-            **({} if pool else {"poolclass": NullPool}),
+            # As many pooled connections as the threadpool has threads (40): with fewer,
+            # busy API workers opened and closed connections (and their PRAGMAs) per call.
+            **({"pool_size": 40, "max_overflow": 10} if pool else {"poolclass": NullPool}),
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         # pysqlite's own transaction handling defers BEGIN; issue it ourselves.

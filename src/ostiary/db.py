@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import DateTime, Dialect, Engine, MetaData, Uuid, create_engine, event
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
@@ -108,3 +109,15 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """A session in one transaction: committed on success, rolled back on any error."""
     with factory() as session, session.begin():
         yield session
+
+
+def add_unique(session: Session, row: object, *, conflict: str) -> None:
+    """Insert ``row`` in a savepoint; a uniqueness violation becomes ``Conflict(conflict)``
+    and leaves the caller's transaction usable."""
+    from ostiary.errors import Conflict
+
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError as exc:
+        raise Conflict(conflict) from exc

@@ -8,7 +8,6 @@ import uuid
 from collections.abc import Sequence
 
 from sqlalchemy import delete, func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ostiary.access import versions
@@ -22,6 +21,7 @@ from ostiary.access.models import (
 from ostiary.audit.actions import AuditAction
 from ostiary.audit.service import record
 from ostiary.clock import Clock
+from ostiary.db import add_unique
 from ostiary.errors import Conflict, InvalidInput, NotFound
 from ostiary.identity.models import User
 from ostiary.tenancy.models import Member, Subaccount
@@ -74,11 +74,7 @@ def create_role(
         description=description,
         created_at=clock.now(),
     )
-    try:
-        with session.begin_nested():
-            session.add(role)
-    except IntegrityError as exc:
-        raise Conflict(f"role {name} already exists in {subaccount.subdomain}") from exc
+    add_unique(session, role, conflict=f"role {name} already exists in {subaccount.subdomain}")
     record(
         session,
         clock=clock,
@@ -187,13 +183,11 @@ def create_collection(
         created_at=now,
         updated_at=now,
     )
-    try:
-        with session.begin_nested():
-            session.add(collection)
-    except IntegrityError as exc:
-        raise Conflict(
-            f"role collection {name!r} already exists in {subaccount.subdomain}"
-        ) from exc
+    add_unique(
+        session,
+        collection,
+        conflict=f"role collection {name!r} already exists in {subaccount.subdomain}",
+    )
     session.add_all(RoleCollectionRole(collection_id=collection.id, role_name=r) for r in chosen)
     record(
         session,

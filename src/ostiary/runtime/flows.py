@@ -10,7 +10,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ostiary.access import versions
@@ -18,7 +17,8 @@ from ostiary.access.service import role_names
 from ostiary.audit.actions import AuditAction
 from ostiary.audit.service import record
 from ostiary.clock import Clock
-from ostiary.errors import Conflict, InvalidInput, NotFound
+from ostiary.db import add_unique
+from ostiary.errors import InvalidInput, NotFound
 from ostiary.runtime.models import DEFAULT_MAX_BYTES, DEFAULT_ROLE, AuthMethod, Flow, FlowMode
 from ostiary.tenancy.models import Subaccount
 from ostiary.tenancy.service import check_limit
@@ -132,11 +132,7 @@ def create(
         created_at=now,
         updated_at=now,
     )
-    try:
-        with session.begin_nested():
-            session.add(flow)
-    except IntegrityError as exc:
-        raise Conflict(f"flow {path} already exists in {subaccount.subdomain}") from exc
+    add_unique(session, flow, conflict=f"flow {path} already exists in {subaccount.subdomain}")
     record(
         session,
         clock=clock,

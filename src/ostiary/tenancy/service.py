@@ -8,7 +8,6 @@ import uuid
 from collections.abc import Sequence
 
 from sqlalchemy import delete, func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ostiary.access import versions
@@ -16,6 +15,7 @@ from ostiary.access.models import RoleCollection, RoleCollectionAssignment
 from ostiary.audit.actions import AuditAction
 from ostiary.audit.service import record
 from ostiary.clock import Clock
+from ostiary.db import add_unique
 from ostiary.errors import Conflict, InvalidInput, LimitExceeded, NotFound
 from ostiary.identity.models import User
 from ostiary.tenancy.models import Member, MemberRole, Plan, Subaccount
@@ -69,11 +69,7 @@ def create(
         created_at=now,
         updated_at=now,
     )
-    try:
-        with session.begin_nested():
-            session.add(subaccount)
-    except IntegrityError as exc:
-        raise Conflict(f"sub-account {subdomain} already exists") from exc
+    add_unique(session, subaccount, conflict=f"sub-account {subdomain} already exists")
     record(
         session,
         clock=clock,
@@ -292,11 +288,11 @@ def add_member(
         created_at=now,
         updated_at=now,
     )
-    try:
-        with session.begin_nested():
-            session.add(member)
-    except IntegrityError as exc:
-        raise Conflict(f"{user.user_id} is already a member of {subaccount.subdomain}") from exc
+    add_unique(
+        session,
+        member,
+        conflict=f"{user.user_id} is already a member of {subaccount.subdomain}",
+    )
     record(
         session,
         clock=clock,

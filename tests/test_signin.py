@@ -188,3 +188,23 @@ def test_user_id_and_email_share_one_failure_budget(client: TestClient, ctx: App
         assert client.get("/api/v1/me", headers=basic(identifier, "wrong")).status_code == 401
     answer = client.get("/api/v1/me", headers=basic(user.email or "", DEFAULT_PASSWORD))
     assert answer.status_code == 429
+
+
+def test_unknown_ids_cost_what_known_ones_of_their_kind_cost(
+    client: TestClient, ctx: AppContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Unknown T… IDs take the keyed-hash path like real technical users (µs); unknown
+    P… IDs and e-mails take argon2 like real persons, so timing tells nothing."""
+    argon2_calls: list[str | None] = []
+    real_verify = ctx.passwords.verify
+
+    def counting(stored: str | None, password: str) -> bool:
+        argon2_calls.append(stored)
+        return real_verify(stored, password)
+
+    monkeypatch.setattr(ctx.passwords, "verify", counting)
+    assert client.get("/api/v1/me", headers=basic("T999999", "x" * 43)).status_code == 401
+    assert argon2_calls == []
+    assert client.get("/api/v1/me", headers=basic("P999999", "x" * 43)).status_code == 401
+    assert client.get("/api/v1/me", headers=basic("nobody@example.com", "pw")).status_code == 401
+    assert argon2_calls == [None, None]

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from ostiary.access import versions
 from ostiary.context import AppContext
-from ostiary.crypto import generate_secret
+from ostiary.crypto import constant_time_equals, generate_secret
 from ostiary.errors import (
     AuthenticationFailed,
     Conflict,
@@ -249,11 +249,29 @@ def activate(session: Session, ctx: AppContext, *, token: str) -> User:
     return user
 
 
-def verify_secret(ctx: AppContext, user: User | None, password: str) -> bool:
+def uses_keyed_hash(identifier: str, stored: str | None) -> bool:
+    """Whether a credential is checked by keyed hash: a generated secret, or an unknown
+    technical user ID (``T…``), so that it costs what a known one costs and timing tells
+    nothing. Everything else is checked with argon2 (a dummy hash when the user is unknown).
+    """
+    if stored is not None:
+        return stored.startswith(KEYED_PREFIX)
+    return identifier.strip().upper().startswith("T")
+
+
+def verify_keyed(ctx: AppContext, stored: str | None, password: str) -> bool:
+    """Check a generated secret against its stored keyed hash (``None``: always false)."""
+    digest = ctx.secret_hasher.hash(password)
+    return stored is not None and constant_time_equals(digest, stored.removeprefix(KEYED_PREFIX))
+
+
+def verify_secret(
+    ctx: AppContext, user: User | None, password: str, *, identifier: str = ""
+) -> bool:
     """Check a password against either an argon2 hash or a generated secret's keyed hash."""
     stored = user.password_hash if user else None
-    if stored and stored.startswith(KEYED_PREFIX):
-        return ctx.secret_hasher.verify(password, stored.removeprefix(KEYED_PREFIX))
+    if uses_keyed_hash(identifier, stored):
+        return verify_keyed(ctx, stored, password)
     return ctx.passwords.verify(stored, password)
 
 
@@ -279,7 +297,7 @@ def authenticate(
     if user is not None and ctx.verified.matches(cache_key, user.password_hash):
         ok = True  # verified against this very hash moments ago; skip argon2
     else:
-        ok = verify_secret(ctx, user, password)
+        ok = verify_secret(ctx, user, password, identifier=identifier)
         if ok and user is not None and user.password_hash:
             ctx.verified.remember(cache_key, user.password_hash)
     if user is None or not ok:

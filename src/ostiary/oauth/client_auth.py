@@ -24,6 +24,7 @@ import jwt
 
 from ostiary.access.snapshot import ClientFacts, GrantSnapshot
 from ostiary.context import AppContext
+from ostiary.crypto import constant_time_equals
 from ostiary.oauth.errors import InvalidClient, InvalidRequest
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -121,13 +122,13 @@ class ClientAuthenticator:
     def _secret(
         self, snapshot: GrantSnapshot, client_id: str, secret: str, now: datetime
     ) -> ClientFacts:
+        digest = self._ctx.secret_hasher.hash(secret)  # also for unknown clients: same cost
         client = snapshot.clients.get(client_id)
         if client is None:
-            self._ctx.secret_hasher.hash(secret)  # cost the same as a known client
             raise InvalidClient("client authentication failed", reason="unknown client")
         valid = retired = False
         for stored, expires in client.secrets:  # every secret is compared, in constant time
-            if self._ctx.secret_hasher.verify(secret, stored):
+            if constant_time_equals(digest, stored):
                 if expires is None or expires > now:
                     valid = True
                 else:

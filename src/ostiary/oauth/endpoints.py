@@ -8,6 +8,7 @@ these handlers parse, throttle, audit and render.
 
 from __future__ import annotations
 
+from datetime import datetime
 from urllib.parse import parse_qsl
 
 from sqlalchemy.orm import Session
@@ -15,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from ostiary.access.snapshot import GrantSnapshot
 from ostiary.audit.actions import AuditAction
 from ostiary.audit.service import record
 from ostiary.context import AppContext
@@ -82,7 +84,10 @@ class OAuthServer:
             Route("/.well-known/oauth-authorization-server", self.metadata, methods=["GET"]),
         ]
 
-    async def _authenticate(self, request: Request, form: dict[str, str]) -> AuthenticatedClient:
+    async def _authenticate(
+        self, request: Request, form: dict[str, str], snapshot: GrantSnapshot, now: datetime
+    ) -> AuthenticatedClient:
+        """The client behind the request; failures are throttled and audited."""
         header = request.headers.get("authorization", "")
         claimed = _claimed_client(header, form) or "anonymous"
         address = request.client.host if request.client else "unknown"
@@ -91,9 +96,7 @@ class OAuthServer:
         except Throttled as exc:
             raise SlowDown("too many failed client authentications; try again later") from exc
         try:
-            return await self.clients.authenticate(
-                self.ctx.grants.get(), header=header, form=form, now=self.ctx.clock.now()
-            )
+            return await self.clients.authenticate(snapshot, header=header, form=form, now=now)
         except InvalidClient as exc:
             self.ctx.throttle.failed(account=f"client:{claimed}", address=address)
             self._audit_denial(claimed, exc.reason, address)
@@ -120,17 +123,18 @@ class OAuthServer:
         try:
             form = await _form(request)
             check_grant(form)
-            client = await self._authenticate(request, form)
+            snapshot, now = self.ctx.grants.get(), self.ctx.clock.now()
+            client = await self._authenticate(request, form, snapshot, now)
             body = client_credentials(
-                self.ctx.grants.get(),
+                snapshot,
                 self.ctx.keyring,
                 client=client,
                 issuer=self.issuer,
                 lifetime=self.ctx.settings.token_lifetime_seconds,
                 form=form,
-                now=self.ctx.clock.now(),
+                now=now,
             )
-            self.runtime.last_use.touch(f"client:{client.client.client_id}", self.ctx.clock.now())
+            self.runtime.last_use.touch(f"client:{client.client.client_id}", now)
         except OAuthError as exc:
             return exc.response()
         return JSONResponse(body, headers=NO_STORE)
@@ -151,14 +155,9 @@ class OAuthServer:
         """RFC 7662 §2."""
         try:
             form = await _form(request)
-            client = await self._authenticate(request, form)
-            body = introspect(
-                self.ctx.grants.get(),
-                self.ctx.tokens,
-                client=client,
-                form=form,
-                now=self.ctx.clock.now(),
-            )
+            snapshot, now = self.ctx.grants.get(), self.ctx.clock.now()
+            client = await self._authenticate(request, form, snapshot, now)
+            body = introspect(snapshot, self.ctx.tokens, client=client, form=form, now=now)
         except OAuthError as exc:
             return exc.response()
         return JSONResponse(body, headers=NO_STORE)
@@ -167,20 +166,17 @@ class OAuthServer:
         """RFC 7009 §2."""
         try:
             form = await _form(request)
-            client = await self._authenticate(request, form)
+            snapshot, now = self.ctx.grants.get(), self.ctx.clock.now()
+            client = await self._authenticate(request, form, snapshot, now)
             access = rfc7009_revocation.to_revoke(
-                self.ctx.grants.get(),
-                self.ctx.tokens,
-                client=client,
-                form=form,
-                now=self.ctx.clock.now(),
+                snapshot, self.ctx.tokens, client=client, form=form, now=now
             )
         except OAuthError as exc:
             return exc.response()
         if access is not None:
             clock = self.ctx.clock
+            # The commit bumps the grants version, which marks this process's snapshot stale.
             await self.runtime.writer.write(
                 lambda session: rfc7009_revocation.revoke(session, clock=clock, access=access)
             )
-            self.ctx.grants.mark_stale()
         return Response(status_code=200, headers=NO_STORE)

@@ -46,6 +46,7 @@ INVALID_TOKEN = b'{"error":"invalid_token","detail":"the access token is not val
 UNAUTHORIZED = b'{"error":"unauthorized","detail":"authentication required"}'
 FORBIDDEN = b'{"error":"forbidden","detail":"not allowed to call this flow"}'
 NOT_FOUND = b'{"error":"not_found","detail":"no such flow"}'
+TOO_LARGE = b'{"error":"payload_too_large","detail":"message too large"}'
 MESSAGES = cast(Table, Message.__table__)
 BUSINESS_ID_HEADERS = ("sap_applicationid", "x-business-id")
 
@@ -98,11 +99,11 @@ class Runtime:
             return _json(flow.status, body, challenge if flow.status == 401 else None)
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > flow.max_bytes:
-            return _json(413, b'{"error":"payload_too_large","detail":"message too large"}')
+            return _json(413, TOO_LARGE)
         try:
             payload = await _read(request, flow.max_bytes)
         except _TooLarge:
-            return _json(413, b'{"error":"payload_too_large","detail":"message too large"}')
+            return _json(413, TOO_LARGE)
         except ClientDisconnect:
             return Response(status_code=400)
         now = self.ctx.clock.now()
@@ -131,7 +132,7 @@ class Runtime:
             identifier, password = parse_basic(header)
         except AuthenticationFailed:
             return _json(401, UNAUTHORIZED, ANY_CHALLENGE)
-        known = snapshot.find_user(identifier)
+        known = snapshot.find_user(identifier) if len(identifier) <= 320 else None
         # Failures count per account (user ID and e-mail share one budget) and per address.
         account = known.user_id if known is not None else identifier
         try:
@@ -142,7 +143,7 @@ class Runtime:
                 b'{"error":"too_many_requests","detail":"try again later"}',
                 {"Retry-After": str(exc.retry_after)},
             )
-        caller = await verify_basic(self.ctx, snapshot, identifier, password)
+        caller = await verify_basic(self.ctx, known, identifier, password)
         if isinstance(caller, Refusal):
             self.ctx.throttle.failed(account=account, address=address)
             self._deny(caller, subdomain, path, address)

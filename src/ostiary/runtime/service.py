@@ -9,7 +9,6 @@ verified-credential cache (argon2 once, in a worker thread).
 from __future__ import annotations
 
 import hashlib
-import hmac
 import os
 import time
 import uuid
@@ -20,7 +19,7 @@ from ostiary.access.decision import Deny, RoleRequirement, decide
 from ostiary.access.snapshot import FlowFacts, GrantSnapshot, UserFacts
 from ostiary.context import AppContext
 from ostiary.identity.models import UserStatus
-from ostiary.identity.service import KEYED_PREFIX
+from ostiary.identity.service import uses_keyed_hash, verify_keyed
 from ostiary.oauth.errors import InvalidToken
 from ostiary.oauth.rfc9068_jwt import audience
 
@@ -52,17 +51,13 @@ def credential_id(user: UserFacts) -> str:
 
 
 async def verify_basic(
-    ctx: AppContext, snapshot: GrantSnapshot, identifier: str, password: str
+    ctx: AppContext, user: UserFacts | None, identifier: str, password: str
 ) -> Caller | Refusal:
-    """Check a Basic credential against the snapshot; every failure looks the same outside."""
-    user = snapshot.find_user(identifier) if len(identifier) <= 320 else None
+    """Check a Basic credential of ``user`` (looked up in the snapshot by the caller, ``None``
+    if unknown); every failure looks the same outside."""
     stored = user.password_hash if user else None
-    if stored is not None and stored.startswith(KEYED_PREFIX):
-        ok = ctx.secret_hasher.verify(password, stored.removeprefix(KEYED_PREFIX))
-    elif stored is None and identifier.strip().upper().startswith("T"):
-        # Unknown technical user ID: spend what a keyed-hash check of a real one costs.
-        hmac.compare_digest(ctx.secret_hasher.hash(password), "0" * 64)
-        ok = False
+    if uses_keyed_hash(identifier, stored):
+        ok = verify_keyed(ctx, stored, password)
     else:
         key = ctx.verified.key(identifier, password)
         if stored is not None and ctx.verified.matches(key, stored):

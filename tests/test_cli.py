@@ -81,3 +81,41 @@ def test_cli_changes_the_password_policy(cli: object) -> None:
     person = next(p for p in shown if p["kind"] == "person")
     assert person["expiry_days"] is None and person["min_length"] == 12
     assert "between 8 and 256" in run("policy", "set", "person", "--min-length", "3", code=1)
+
+
+def test_cli_oauth_clients_keys_and_outbox(cli: object, ctx: AppContext) -> None:
+    run = cli  # type: ignore[assignment]
+    owner = f.person(ctx)
+    run("subaccount", "create", "acme-oauth", "--name", "O", "--admin", owner.user_id)
+    tu = json.loads(
+        run("technical-user", "create", "--name", "bot", "--owner", owner.user_id, "--json")
+    )[0]["user_id"]
+    made = json.loads(run("oauth-client", "create", "acme-oauth", "--user", tu, "--json"))[0]
+    assert made["client_id"].startswith("oc-") and len(made["client_secret"]) >= 43
+    rotated = json.loads(
+        run(
+            "oauth-client",
+            "rotate",
+            "acme-oauth",
+            made["client_id"],
+            "--overlap-hours",
+            "1",
+            "--json",
+        )
+    )[0]
+    assert rotated["client_secret"] != made["client_secret"]
+    listed = json.loads(run("oauth-client", "list", "acme-oauth", "--json"))
+    assert [len(c["secrets"]) for c in listed] == [2]
+    assert all("(active)" in s for s in listed[0]["secrets"])  # overlap: both still work
+    before = json.loads(run("keys", "list", "--json"))
+    run("keys", "rotate", "--grace-minutes", "5")
+    after = json.loads(run("keys", "list", "--json"))
+    assert len(after) == len(before) + 1 and all(k["published"] for k in after)
+    with ctx.sessions() as session, session.begin():
+        from ostiary.mail.service import enqueue
+
+        enqueue(
+            session, clock=ctx.clock, recipient="x@example.com", subject="Hello", body="the body"
+        )
+    mails = json.loads(run("outbox", "--json"))
+    assert mails[0]["subject"] == "Hello" and mails[0]["body"] == "the body"

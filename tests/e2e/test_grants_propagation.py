@@ -130,9 +130,6 @@ def test_second_server_process_sees_unassignment_within_one_second_postgresql(
 
 
 def _oauth_setup(api: httpx.Client, user_id: str) -> tuple[str, str]:
-    assert api.patch(
-        "/api/v1/subaccounts/acme-prop/flows/orders", json={"auth": ["oauth", "basic"]}
-    ).status_code in (200, 404)
     made = api.post("/api/v1/subaccounts/acme-prop/oauth-clients", json={"user_id": user_id}).json()
     return made["client_id"], made["client_secret"]
 

@@ -14,7 +14,9 @@ from authlib.oauth2.rfc7523 import PrivateKeyJWT
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from joserfc.jwk import ECKey
+from typer.testing import CliRunner
 
+from ostiary.cli.main import app
 from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Server
 
 pytestmark = pytest.mark.e2e
@@ -102,3 +104,25 @@ def test_authlib_tokens_validate_with_pyjwkclient_and_call_a_flow(server: Server
         mpl = api.get("/api/v1/subaccounts/acme-oauth/messages").json()["items"]
     assert {m["credential_id"] for m in mpl} == {client_id, key_client_id}
     assert {m["auth_method"] for m in mpl} == {"oauth"}
+
+    # `ostiary token` fetches a token for scripts; it is the same kind of token.
+    result = CliRunner().invoke(
+        app,
+        ["token", "--url", server.url, "--scope", "ESBMessaging.send"],
+        env={"OSTIARY_CLIENT_ID": client_id, "OSTIARY_CLIENT_SECRET": secret},
+    )
+    assert result.exit_code == 0, result.output
+    scripted = result.output.strip()
+    assert jwt.decode(scripted, options={"verify_signature": False})["client_id"] == client_id
+    sent = httpx.post(
+        f"{server.url}/t/acme-oauth/http/orders",
+        content=b"<o/>",
+        headers={"Authorization": f"Bearer {scripted}"},
+    )
+    assert sent.status_code == 200, sent.text
+    wrong = CliRunner().invoke(
+        app,
+        ["token", "--url", server.url],
+        env={"OSTIARY_CLIENT_ID": client_id, "OSTIARY_CLIENT_SECRET": "wrong"},
+    )
+    assert wrong.exit_code == 1 and "invalid_client" in wrong.output

@@ -51,6 +51,7 @@ def create_app(settings: Settings, *, ctx: AppContext | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # The one place the first signing key is made (every worker; idempotent, locked).
         with transaction(ctx.sessions) as session:
             ensure_key(session, secret_key=ctx.secret_key, clock=ctx.clock)
         ctx.grants.start()

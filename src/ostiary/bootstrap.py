@@ -14,7 +14,6 @@ from ostiary.db import transaction
 from ostiary.identity import service as identity
 from ostiary.identity.models import IdCounter, User, UserKind, UserStatus
 from ostiary.identity.policy import get_policy
-from ostiary.oauth.keys import ensure_key
 
 GENERATED_ADMIN_EMAIL = "admin@ostiary.local"
 
@@ -39,8 +38,6 @@ def bootstrap(ctx: AppContext) -> GeneratedAdmin | None:
         except IntegrityError:
             if attempt == 2:
                 raise
-    with transaction(ctx.sessions) as session:
-        ensure_key(session, secret_key=ctx.secret_key, clock=ctx.clock)
     settings = ctx.settings
     if settings.admin_email and settings.admin_password:
         try:

@@ -30,6 +30,7 @@ def test_two_servers_started_at_once_on_a_fresh_database_both_serve_with_one_adm
             ).all()
             versions = list(conn.execute(text("SELECT version_num FROM alembic_version")).scalars())
             policies = sorted(conn.execute(text("SELECT kind FROM password_policies")).scalars())
+            keys = conn.execute(text("SELECT count(*) FROM signing_keys")).scalar()
     finally:
         engine.dispose()
 
@@ -38,6 +39,7 @@ def test_two_servers_started_at_once_on_a_fresh_database_both_serve_with_one_adm
     assert versions == [head]
     check(fresh_database_url)  # the schema the servers made is exactly the models'
     assert policies == sorted(kind.value for kind in UserKind)
+    assert keys == 1  # both servers' workers ran ensure_key; the lock let one create it
 
     printed = [s for s in servers if "one-time password" in " ".join(s.stderr.read_text().split())]
     if admin == "configured":

@@ -474,3 +474,20 @@ def test_failed_client_authentication_is_throttled_and_audited(setup: Setup) -> 
             break
         time.sleep(0.05)
     assert any(e["detail"]["reason"] == "wrong secret" for e in events)
+
+
+def test_signing_keys_are_encrypted_at_rest(setup: Setup, ctx: AppContext) -> None:
+    from cryptography.exceptions import InvalidTag
+    from sqlalchemy import select
+
+    from ostiary.oauth.keys import decrypt_private
+    from ostiary.oauth.models import SigningKey
+
+    with ctx.read_sessions() as session:
+        stored = session.scalars(select(SigningKey)).first()
+    assert stored is not None
+    raw = base64.b64decode(stored.private_key_encrypted)
+    assert b"PRIVATE KEY" not in raw and b"PRIVATE KEY" not in stored.private_key_encrypted.encode()
+    assert decrypt_private(ctx.secret_key, stored.private_key_encrypted) is not None
+    with pytest.raises(InvalidTag):
+        decrypt_private(b"another-installation-secret-key", stored.private_key_encrypted)

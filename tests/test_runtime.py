@@ -7,9 +7,15 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
+from ostiary.access.service import set_user_collections
 from ostiary.context import AppContext
+from ostiary.db import make_session_factory, transaction
+from ostiary.identity import technical
+from ostiary.identity.models import User
 from ostiary.runtime.usage import LastUse
+from ostiary.tenancy.models import Subaccount
 from tests import factories as f
 
 API = "/api/v1/subaccounts"
@@ -133,6 +139,31 @@ def test_unknown_user_and_wrong_password_get_the_same_401(tenant: Tenant) -> Non
     assert unknown.content == wrong.content
     assert tenant.client.post("/t/acme/http/orders/v1", content=b"x").status_code == 401
     assert "wrong password" in tenant.denial_reasons(tenant.sender)
+
+
+def test_a_refusal_is_rechecked_against_another_process_s_change(tenant: Tenant) -> None:
+    """Another worker just reset a secret and assigned the role; this process has not polled
+    yet, yet the first call with the new state is admitted instead of refused (and throttled)."""
+    ctx = tenant.ctx
+    admin = f.admin(ctx)
+    user_id, old_secret = tenant.technical_user(assign_in=None)
+    ctx.grants.stop()  # no polling: only the re-check before refusing can see the change
+    ctx.grants.get()
+    elsewhere = make_session_factory(ctx.engine)  # commits unseen by this process's snapshot
+    with transaction(elsewhere) as session:
+        user = session.scalars(select(User).where(User.user_id == user_id)).one()
+        acme = session.scalars(select(Subaccount).where(Subaccount.subdomain == "acme")).one()
+        issued = technical.reset_secret(session, ctx, actor=admin, user=user)
+        set_user_collections(
+            session,
+            clock=ctx.clock,
+            actor=admin.user_id,
+            subaccount=acme,
+            user=user,
+            names=["Senders"],
+        )
+    assert tenant.send(user_id, issued.secret).status_code == 200
+    assert tenant.send(user_id, old_secret).status_code == 401
 
 
 def test_unknown_flow_is_404_only_after_authentication(tenant: Tenant) -> None:

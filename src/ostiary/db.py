@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,6 +15,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not on Windows
+    fcntl = None  # type: ignore[assignment]
 
 #: Stable constraint names so Alembic autogenerate and ``alembic check`` see no drift.
 NAMING_CONVENTION = {
@@ -97,6 +104,51 @@ def _emit_begin(conn: Any) -> None:
 
 def _emit_begin_immediate(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class WriteGate:
+    """A lock every process writing one SQLite file takes before ``BEGIN IMMEDIATE``.
+
+    SQLite makes a second writer poll with growing sleeps (1, 2, 5, 10 ... 100 ms) while
+    another connection holds the write lock, and it is not fair: with two workers one
+    group-committing writer could wait tens of milliseconds behind the other. A blocking
+    ``flock`` on ``<database>.write-lock`` queues writers in the kernel instead, which
+    wakes the next one as soon as the lock is released (benchmarks/README.md has the
+    figures). On other databases, or where ``fcntl`` does not exist, it does nothing.
+    """
+
+    def __init__(self, url: str) -> None:
+        self._path: str | None = None
+        self._fd: int | None = None
+        self._local = threading.Lock()
+        if fcntl is not None and url.startswith("sqlite:///") and ":memory:" not in url:
+            self._path = url.removeprefix("sqlite:///").split("?")[0] + ".write-lock"
+
+    def __enter__(self) -> None:
+        self._local.acquire()
+        if self._path is None or fcntl is None:
+            return
+        try:
+            if self._fd is None:
+                self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+        except BaseException:
+            self._local.release()
+            raise
+
+    def __exit__(self, *_: object) -> None:
+        try:
+            if self._fd is not None and fcntl is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._local.release()
+
+    def close(self) -> None:
+        """Close the lock file (the gate opens it again if used after this)."""
+        with self._local:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -10,19 +10,22 @@ when the store is down. Denials become audit events with their reason.
 from __future__ import annotations
 
 import time
-from typing import cast
+from dataclasses import dataclass
+from typing import Literal, cast
 
+import anyio.to_thread
 import httpx
 from sqlalchemy import Table
 from sqlalchemy.orm import Session
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
-from ostiary.access.snapshot import GrantSnapshot
+from ostiary.access.snapshot import FlowFacts, GrantSnapshot
 from ostiary.api.authn import parse_basic
 from ostiary.audit.actions import AuditAction
 from ostiary.audit.service import record
 from ostiary.context import AppContext
+from ostiary.db import WriteGate
 from ostiary.errors import AuthenticationFailed, Throttled
 from ostiary.runtime.models import Message, MessageStatus
 from ostiary.runtime.service import (
@@ -60,7 +63,8 @@ class Runtime:
 
     def __init__(self, ctx: AppContext) -> None:
         self.ctx = ctx
-        self.writer = BatchWriter(ctx.sessions)
+        self.gate = WriteGate(ctx.settings.resolved_database_url)
+        self.writer = BatchWriter(ctx.sessions, gate=self.gate)
         self.last_use = LastUse()
         self.http = httpx.AsyncClient(
             limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
@@ -71,6 +75,7 @@ class Runtime:
         """Drain the writer and close the HTTP pool."""
         await self.writer.stop()
         await self.http.aclose()
+        self.gate.close()
 
     # ------------------------------------------------------------ the endpoint
 
@@ -82,21 +87,21 @@ class Runtime:
         address = request.client.host if request.client else "unknown"
         header = request.headers.get("authorization", "")
         snapshot = self.ctx.grants.get()
-        if header[:7].lower() == "bearer ":
-            caller: Caller | Response = self._bearer(
-                snapshot, header[7:].strip(), subdomain, path, address
-            )
-        else:
-            caller = await self._basic(snapshot, header, subdomain, path, address)
-        if isinstance(caller, Response):
-            return caller
-        flow = admit(snapshot, caller, subdomain, path)
-        if isinstance(flow, Refusal):
-            if flow.status != 404:
-                self._deny(flow, subdomain, path, address)
-            body = {401: UNAUTHORIZED, 403: FORBIDDEN, 404: NOT_FOUND}[flow.status]
-            challenge = BEARER_CHALLENGE if caller.method == "oauth" else CHALLENGE
-            return _json(flow.status, body, challenge if flow.status == 401 else None)
+        outcome = await self._authorize(snapshot, header, subdomain, path, address)
+        if isinstance(outcome, _Refused):
+            # Before refusing, look at the current state: another process may have just
+            # created the user, reset the secret, added the flow or assigned the role, and
+            # this process's snapshot may be up to one poll interval old. Allowing stays
+            # query-free; a refusal (rare, and throttled) costs one version read.
+            fresh = await anyio.to_thread.run_sync(self.ctx.grants.refresh)
+            if fresh is not snapshot:
+                snapshot = fresh
+                outcome = await self._authorize(snapshot, header, subdomain, path, address)
+        if isinstance(outcome, _Refused):
+            return self._refuse(outcome, subdomain, path, address)
+        if isinstance(outcome, Response):
+            return outcome
+        caller, flow = outcome
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > flow.max_bytes:
             return _json(413, TOO_LARGE)
@@ -123,41 +128,56 @@ class Runtime:
             return await self._forward(accepted, payload, started)
         return await self._store(accepted, payload, started)
 
-    # ------------------------------------------------------------ sender authentication
-
-    async def _basic(
+    async def _authorize(
         self, snapshot: GrantSnapshot, header: str, subdomain: str, path: str, address: str
-    ) -> Caller | Response:
-        try:
-            identifier, password = parse_basic(header)
-        except AuthenticationFailed:
-            return _json(401, UNAUTHORIZED, ANY_CHALLENGE)
-        known = snapshot.find_user(identifier) if len(identifier) <= 320 else None
-        # Failures count per account (user ID and e-mail share one budget) and per address.
-        account = known.user_id if known is not None else identifier
-        try:
-            self.ctx.throttle.check(account=account, address=address)
-        except Throttled as exc:
-            return _json(
-                429,
-                b'{"error":"too_many_requests","detail":"try again later"}',
-                {"Retry-After": str(exc.retry_after)},
+    ) -> tuple[Caller, FlowFacts] | _Refused | Response:
+        """Who calls and which flow they may call, per ``snapshot``; a ``Response`` for a
+        malformed header or a throttled caller (answered at once, nothing to re-check)."""
+        if header[:7].lower() == "bearer ":
+            caller: Caller | Refusal = verify_bearer(
+                self.ctx, snapshot, header[7:].strip(), subdomain
             )
-        caller = await verify_basic(self.ctx, known, identifier, password)
-        if isinstance(caller, Refusal):
-            self.ctx.throttle.failed(account=account, address=address)
-            self._deny(caller, subdomain, path, address)
-            return _json(401, UNAUTHORIZED, CHALLENGE)
-        return caller
+            if isinstance(caller, Refusal):
+                return _Refused(caller, "bearer")
+        else:
+            try:
+                identifier, password = parse_basic(header)
+            except AuthenticationFailed:
+                return _json(401, UNAUTHORIZED, ANY_CHALLENGE)
+            known = snapshot.find_user(identifier) if len(identifier) <= 320 else None
+            # Failures count per account (user ID and e-mail share one budget) and address.
+            account = known.user_id if known is not None else identifier
+            try:
+                self.ctx.throttle.check(account=account, address=address)
+            except Throttled as exc:
+                return _json(
+                    429,
+                    b'{"error":"too_many_requests","detail":"try again later"}',
+                    {"Retry-After": str(exc.retry_after)},
+                )
+            caller = await verify_basic(self.ctx, known, identifier, password)
+            if isinstance(caller, Refusal):
+                return _Refused(caller, "basic", account)
+        flow = admit(snapshot, caller, subdomain, path)
+        if isinstance(flow, Refusal):
+            return _Refused(flow, "flow", oauth=caller.method == "oauth")
+        return caller, flow
 
-    def _bearer(
-        self, snapshot: GrantSnapshot, token: str, subdomain: str, path: str, address: str
-    ) -> Caller | Response:
-        caller = verify_bearer(self.ctx, snapshot, token, subdomain)
-        if isinstance(caller, Refusal):
-            self._deny(caller, subdomain, path, address)
+    def _refuse(self, refused: _Refused, subdomain: str, path: str, address: str) -> Response:
+        """Count, audit and answer a refusal (SPEC §2 step 9: the caller sees only 401/403/404)."""
+        refusal = refused.refusal
+        if refused.stage == "basic":
+            self.ctx.throttle.failed(account=refused.account or "", address=address)
+            self._deny(refusal, subdomain, path, address)
+            return _json(401, UNAUTHORIZED, CHALLENGE)
+        if refused.stage == "bearer":
+            self._deny(refusal, subdomain, path, address)
             return _json(401, INVALID_TOKEN, BEARER_CHALLENGE)
-        return caller
+        if refusal.status != 404:  # an unknown flow after authentication is not a denial
+            self._deny(refusal, subdomain, path, address)
+        body = {401: UNAUTHORIZED, 403: FORBIDDEN, 404: NOT_FOUND}[refusal.status]
+        challenge = BEARER_CHALLENGE if refused.oauth else CHALLENGE
+        return _json(refusal.status, body, challenge if refusal.status == 401 else None)
 
     # ------------------------------------------------------------ modes
 
@@ -230,6 +250,17 @@ class Runtime:
             )
 
         self.writer.submit(write)
+
+
+@dataclass(frozen=True)
+class _Refused:
+    """A refusal and where it happened: failed Basic (counted by the throttle), failed
+    Bearer, or an authenticated caller refused the flow."""
+
+    refusal: Refusal
+    stage: Literal["basic", "bearer", "flow"]
+    account: str | None = None
+    oauth: bool = False
 
 
 class _TooLarge(Exception):

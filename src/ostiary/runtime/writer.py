@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,8 +46,15 @@ class StoreUnavailable(Exception):
 class BatchWriter:
     """Queues writes and commits them in batches on one writer task per process."""
 
-    def __init__(self, sessions: sessionmaker[Session], *, max_batch: int = 500) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        *,
+        gate: AbstractContextManager[None] | None = None,
+        max_batch: int = 500,
+    ) -> None:
         self._sessions = sessions
+        self._gate = gate or contextlib.nullcontext()
         self._max_batch = max_batch
         self._queue: asyncio.Queue[tuple[Write, asyncio.Future[None]]] | None = None
         self._task: asyncio.Task[None] | None = None
@@ -106,7 +114,7 @@ class BatchWriter:
                 queue.task_done()
 
     def _commit(self, writes: list[Write]) -> None:
-        with self._sessions() as session, session.begin():
+        with self._gate, self._sessions() as session, session.begin():
             rows: list[Row] = []
             for apply in writes:
                 if isinstance(apply, Row):

@@ -1,14 +1,17 @@
 """Group commit: many requests' writes share one transaction, each request still waits for
 its own write to be durable before it answers.
 
-While one batch commits (in a worker thread), new writes queue up; the next batch takes
-all of them. Under load that turns N fsyncs into one without adding latency when idle.
+One writer thread per process takes everything queued, commits it in one transaction, and
+hands the outcomes back to the event loop in one call. While it commits, new writes queue
+up for the next batch: under load N fsyncs become one, and an idle writer adds no delay.
 
-A write is either a function of the session or a ``Row`` to insert. Consecutive rows of
-one table go in as a single executemany. Measured with benchmarks/runtime.py: an ORM
-object per message cost ~35 µs to build on the event loop and ~220 µs of writer-thread CPU
-to flush and commit; as rows the writer needs ~155 µs, and a store-mode request's server
-CPU fell by 10-30 %.
+A write is either a function of the session or a ``Row`` to insert. Consecutive rows of one
+table go in as one ``executemany`` of a statement compiled once, with SQLAlchemy's own bind
+processors per column (so stored values are exactly what the ORM writes and reads), but
+without building a Core statement per batch. Measured with benchmarks/runtime.py and
+``benchmarks/README.md``: an ORM object per message cost ~220 µs of writer CPU; a Core
+``insert`` per batch ~155 µs; this path and a dedicated thread instead of a thread-pool hop
+per batch lower it again.
 """
 
 from __future__ import annotations
@@ -16,13 +19,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
+from collections import deque
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
 import anyio.to_thread
-from sqlalchemy import Table, insert
+from sqlalchemy import Dialect, Table, insert
 from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger("ostiary.runtime")
@@ -30,13 +35,14 @@ log = logging.getLogger("ostiary.runtime")
 
 @dataclass(frozen=True)
 class Row:
-    """One row to insert into ``table`` (column name to value)."""
+    """One row to insert into ``table``: a value for every column (no defaults apply)."""
 
     table: Table
     values: dict[str, Any]
 
 
 Write = Callable[[Session], None] | Row
+_Item = tuple[Write, asyncio.Future[None]]
 
 
 class StoreUnavailable(Exception):
@@ -44,7 +50,7 @@ class StoreUnavailable(Exception):
 
 
 class BatchWriter:
-    """Queues writes and commits them in batches on one writer task per process."""
+    """Queues writes and commits them in batches on one writer thread per process."""
 
     def __init__(
         self,
@@ -56,62 +62,79 @@ class BatchWriter:
         self._sessions = sessions
         self._gate = gate or contextlib.nullcontext()
         self._max_batch = max_batch
-        self._queue: asyncio.Queue[tuple[Write, asyncio.Future[None]]] | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._pending: deque[_Item] = deque()
+        self._ready = threading.Condition()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._inserts: dict[tuple[str, str], _Insert] = {}
 
     async def start(self) -> None:
-        """Start the writer task on the running loop."""
-        if self._task is None:
-            self._queue = asyncio.Queue()
-            self._task = asyncio.create_task(self._run(), name="ostiary-batch-writer")
+        """Start the writer thread; outcomes come back to the running loop."""
+        if self._thread is None:
+            self._loop = asyncio.get_running_loop()
+            self._stopping = False
+            self._thread = threading.Thread(target=self._run, name="ostiary-writer", daemon=True)
+            self._thread.start()
 
     async def stop(self) -> None:
-        """Finish what is queued, then stop."""
-        if self._task is None or self._queue is None:
+        """Commit what is queued, then stop the thread."""
+        thread = self._thread
+        if thread is None:
             return
-        await self._queue.join()
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        self._task = None
+        with self._ready:
+            self._stopping = True
+            self._ready.notify()
+        await anyio.to_thread.run_sync(thread.join)
+        self._thread = None
+        await asyncio.sleep(0)  # let the last batch's outcomes reach their futures
 
     async def write(self, apply: Write) -> None:
         """Run ``apply`` in a transaction; return once it is committed, or raise."""
-        if self._queue is None:
+        if self._thread is None:
             await self.start()
-        assert self._queue is not None
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        await self._queue.put((apply, future))
+        self._put((apply, future))
         await future
 
     def submit(self, apply: Write) -> None:
         """Queue ``apply`` without waiting for it (audit events of denials, usage)."""
-        if self._queue is None:
+        if self._thread is None:
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         future.add_done_callback(_swallow)
-        self._queue.put_nowait((apply, future))
+        self._put((apply, future))
 
-    async def _run(self) -> None:
-        assert self._queue is not None
-        queue = self._queue
+    def _put(self, item: _Item) -> None:
+        with self._ready:
+            self._pending.append(item)
+            if len(self._pending) == 1:
+                self._ready.notify()
+
+    # ------------------------------------------------------------ the writer thread
+
+    def _run(self) -> None:
+        loop = self._loop
+        assert loop is not None
         while True:
-            batch = [await queue.get()]
-            while len(batch) < self._max_batch and not queue.empty():
-                batch.append(queue.get_nowait())
+            with self._ready:
+                while not self._pending and not self._stopping:
+                    self._ready.wait()
+                if not self._pending:
+                    return
+                count = min(len(self._pending), self._max_batch)
+                batch = [self._pending.popleft() for _ in range(count)]
+            writes = [apply for apply, _ in batch]
             try:
-                await anyio.to_thread.run_sync(self._commit, [a for a, _ in batch])
+                self._commit(writes)
                 outcomes: list[BaseException | None] = [None] * len(batch)
             except Exception:
                 log.warning("batch of %d failed; retrying one by one", len(batch), exc_info=True)
-                outcomes = await anyio.to_thread.run_sync(self._commit_each, [a for a, _ in batch])
-            for (_, future), outcome in zip(batch, outcomes, strict=True):
-                if not future.done():
-                    if outcome is None:
-                        future.set_result(None)
-                    else:
-                        future.set_exception(StoreUnavailable(str(outcome)))
-                queue.task_done()
+                outcomes = self._commit_each(writes)
+            try:
+                loop.call_soon_threadsafe(_settle, batch, outcomes)
+            except RuntimeError:  # the loop is closed: nobody waits any more
+                return
 
     def _commit(self, writes: list[Write]) -> None:
         with self._gate, self._sessions() as session, session.begin():
@@ -119,12 +142,12 @@ class BatchWriter:
             for apply in writes:
                 if isinstance(apply, Row):
                     if rows and rows[0].table is not apply.table:
-                        _insert(session, rows)
+                        self._insert(session, rows)
                     rows.append(apply)
                     continue
-                _insert(session, rows)  # keep the order of rows and other writes
+                self._insert(session, rows)  # keep the order of rows and other writes
                 apply(session)
-            _insert(session, rows)
+            self._insert(session, rows)
 
     def _commit_each(self, writes: list[Write]) -> list[BaseException | None]:
         outcomes: list[BaseException | None] = []
@@ -136,12 +159,57 @@ class BatchWriter:
                 outcomes.append(exc)
         return outcomes
 
-
-def _insert(session: Session, rows: list[Row]) -> None:
-    """Insert ``rows`` (all of one table) in one executemany, and empty the list."""
-    if rows:
-        session.execute(insert(rows[0].table), [row.values for row in rows])
+    def _insert(self, session: Session, rows: list[Row]) -> None:
+        """Insert ``rows`` (all of one table) in one executemany, and empty the list."""
+        if not rows:
+            return
+        connection = session.connection()
+        dialect = connection.dialect
+        key = (rows[0].table.name, dialect.name)
+        prepared = self._inserts.get(key)
+        if prepared is None:
+            prepared = self._inserts[key] = _Insert(rows[0].table, dialect)
+        connection.exec_driver_sql(prepared.sql, [prepared.parameters(row.values) for row in rows])
         rows.clear()
+
+
+class _Insert:
+    """``INSERT`` of every column of ``table``, compiled once for ``dialect``, and how to
+    turn a row's values into the driver's parameters (SQLAlchemy's bind processors)."""
+
+    def __init__(self, table: Table, dialect: Dialect) -> None:
+        compiled = insert(table).compile(
+            dialect=dialect, column_keys=[column.key for column in table.columns]
+        )
+        self.sql = str(compiled)
+        self.positional = bool(compiled.positional)
+        names = compiled.positiontup if self.positional else list(compiled.binds)
+        assert names is not None
+        self.columns = [
+            (name, table.c[name].type.dialect_impl(dialect).bind_processor(dialect))
+            for name in names
+        ]
+
+    def parameters(self, values: dict[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
+        """The driver's parameters for ``values``, which name every column (no defaults)."""
+        if self.positional:
+            return tuple(
+                process(values[name]) if process else values[name] for name, process in self.columns
+            )
+        return {
+            name: process(values[name]) if process else values[name]
+            for name, process in self.columns
+        }
+
+
+def _settle(batch: list[_Item], outcomes: list[BaseException | None]) -> None:
+    for (_, future), outcome in zip(batch, outcomes, strict=True):
+        if future.done():
+            continue
+        if outcome is None:
+            future.set_result(None)
+        else:
+            future.set_exception(StoreUnavailable(str(outcome)))
 
 
 def _swallow(future: asyncio.Future[None]) -> None:

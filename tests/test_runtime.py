@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from ostiary.context import AppContext
 from ostiary.db import make_session_factory, transaction
 from ostiary.identity import technical
 from ostiary.identity.models import User
+from ostiary.runtime.service import new_message_id
 from ostiary.runtime.usage import LastUse
 from ostiary.tenancy.models import Subaccount
 from tests import factories as f
@@ -270,6 +272,33 @@ def test_subaccount_forbidding_basic_gets_401(tenant: Tenant) -> None:
     assert "forbids basic" in tenant.explain(tenant.sender)["missing_link"]
 
 
+def test_store_unavailable_gets_503_and_nothing_is_acknowledged(tenant: Tenant) -> None:
+    """While the message table cannot be written the caller gets 503 with Retry-After, not
+    a 2xx that would lose the message; once it can, messages are taken again."""
+
+    def messages() -> list[dict[str, Any]]:
+        answer = tenant.client.get(f"{API}/acme/messages?limit=200", headers=tenant.root)
+        assert answer.status_code == 200, answer.text
+        return list(answer.json()["items"])
+
+    before = len(messages())
+    with tenant.ctx.engine.begin() as connection:
+        connection.exec_driver_sql("ALTER TABLE messages RENAME TO messages_away")
+    try:
+        answer = tenant.send(tenant.sender, tenant.secret)
+        assert answer.status_code == 503, answer.text
+        assert answer.headers["Retry-After"] == "1"
+        assert answer.json()["error"] == "store_unavailable"
+    finally:
+        with tenant.ctx.engine.begin() as connection:
+            connection.exec_driver_sql("ALTER TABLE messages_away RENAME TO messages")
+    stored = tenant.send(tenant.sender, tenant.secret)
+    assert stored.status_code == 200
+    listed = messages()
+    assert len(listed) == before + 1
+    assert listed[0]["message_id"] == stored.json()["message_id"]
+
+
 def test_person_with_argon2_password_is_admitted_by_user_id_and_email(tenant: Tenant) -> None:
     person = f.person(tenant.ctx)
     tenant.assign("acme", person.user_id, ["Senders"])
@@ -310,3 +339,28 @@ def test_inventory_shows_last_use_flows_called_and_credentials(tenant: Tenant) -
     assert row["flows_called"] == ["orders/v1"]
     assert row["last_used_at"] is not None
     assert row["credentials"][0]["kind"] == "password"
+
+
+def test_message_ids_are_unique_time_ordered_uuid7() -> None:
+    ids = [new_message_id() for _ in range(5000)]  # > 4 KiB of buffered randomness
+    assert len(set(ids)) == len(ids)
+    parsed = [uuid.UUID(i) for i in ids]
+    assert all(u.version == 7 and u.variant == uuid.RFC_4122 for u in parsed)
+    millis = [u.int >> 80 for u in parsed]
+    assert millis == sorted(millis)
+    assert abs(millis[-1] - time.time() * 1000) < 60_000
+    random_parts = {u.int & ((1 << 62) - 1) for u in parsed}
+    assert len(random_parts) == len(ids)
+
+
+def test_runtime_failures_throttle_the_account_and_others_still_get_in(tenant: Tenant) -> None:
+    """Failed Basic calls count per account like the console sign-in: after the budget the
+    right secret gets 429 too, while another technical user from the same address does not."""
+    other, other_secret = tenant.technical_user(assign_in="acme")
+    assert tenant.send(tenant.sender, tenant.secret).status_code == 200  # no failure yet
+    for _ in range(tenant.ctx.settings.signin_failures_per_account):
+        assert tenant.send(tenant.sender, "wrong").status_code == 401
+    throttled = tenant.send(tenant.sender, tenant.secret)
+    assert throttled.status_code == 429
+    assert throttled.headers["Retry-After"] == str(tenant.ctx.settings.signin_window_seconds)
+    assert tenant.send(other, other_secret).status_code == 200

@@ -190,8 +190,9 @@ class Runtime:
                 b'{"error":"store_unavailable","detail":"try again later"}',
                 {"Retry-After": "1"},
             )
-        return JSONResponse(
-            {"message_id": accepted.message_id}, headers={"X-Message-Id": accepted.message_id}
+        message_id = accepted.message_id  # a UUID: safe to put into JSON as it is
+        return _json(
+            200, b'{"message_id":"%s"}' % message_id.encode(), {"X-Message-Id": message_id}
         )
 
     async def _forward(self, accepted: Accepted, payload: bytes, started: float) -> Response:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 
 from ostiary.db import WriteGate
@@ -26,6 +30,7 @@ def test_a_second_gate_on_the_same_file_waits_until_the_first_is_released(
     assert entered.wait(5), "the second writer never got in after the first left"
     thread.join(5)
     assert (tmp_path / "ostiary.db.write-lock").exists()
+    assert (tmp_path / "ostiary.db.write-queue").exists()
 
 
 def test_gates_on_different_files_do_not_wait_for_each_other(tmp_path: Path) -> None:
@@ -44,3 +49,50 @@ def test_gates_on_different_files_do_not_wait_for_each_other(tmp_path: Path) -> 
         thread.start()
         assert entered.wait(5)
     thread.join(5)
+
+
+def test_a_writer_that_just_left_waits_behind_one_already_waiting(tmp_path: Path) -> None:
+    """Busy writers take turns: the one that releases the gate and at once wants it again
+    queues behind the writer (another process) that was already waiting, instead of taking
+    the gate back before that process even ran. The other process is stopped while it
+    waits, so the outcome does not depend on who the scheduler runs first."""
+    url = f"sqlite:///{tmp_path / 'ostiary.db'}"
+    first = WriteGate(url)
+    script = (
+        "import sys, time\n"
+        "from ostiary.db import WriteGate\n"
+        "with WriteGate(sys.argv[1]):\n"
+        "    print('in', flush=True)\n"
+        "    time.sleep(0.2)\n"
+    )
+    back_in = threading.Event()
+
+    def enter_again() -> None:
+        with first:
+            back_in.set()
+
+    first.__enter__()
+    other = subprocess.Popen([sys.executable, "-c", script, url], stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1.0)  # the other process is now waiting for the gate
+        other.send_signal(signal.SIGSTOP)
+        _wait_until_stopped(other.pid)
+        first.__exit__(None, None, None)
+        again = threading.Thread(target=enter_again)
+        again.start()
+        assert not back_in.wait(0.5), "took the gate back while another writer was waiting"
+        other.send_signal(signal.SIGCONT)
+        assert back_in.wait(10)
+        again.join(5)
+        out, _ = other.communicate(timeout=10)
+        assert out.strip() == "in"
+    finally:
+        other.kill()
+        other.wait()
+
+
+def _wait_until_stopped(pid: int) -> None:
+    deadline = time.monotonic() + 5
+    while Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "T":
+        assert time.monotonic() < deadline, "the other process did not stop"
+        time.sleep(0.01)

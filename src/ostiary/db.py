@@ -115,40 +115,54 @@ class WriteGate:
     ``flock`` on ``<database>.write-lock`` queues writers in the kernel instead, which
     wakes the next one as soon as the lock is released (benchmarks/README.md has the
     figures). On other databases, or where ``fcntl`` does not exist, it does nothing.
+
+    A released ``flock`` goes to whoever asks first, and that is usually the writer that
+    just released it and has its next batch ready. So a writer first takes a second lock,
+    ``<database>.write-queue``, and lets go of it only once it holds the write lock: a
+    writer waiting for the write lock holds the queue, and the one that just finished
+    must wait behind it. Busy writers take turns.
     """
 
     def __init__(self, url: str) -> None:
-        self._path: str | None = None
-        self._fd: int | None = None
+        self._base: str | None = None
+        self._queue: int | None = None
+        self._write: int | None = None
         self._local = threading.Lock()
         if fcntl is not None and url.startswith("sqlite:///") and ":memory:" not in url:
-            self._path = url.removeprefix("sqlite:///").split("?")[0] + ".write-lock"
+            self._base = url.removeprefix("sqlite:///").split("?")[0]
 
     def __enter__(self) -> None:
         self._local.acquire()
-        if self._path is None or fcntl is None:
+        if self._base is None or fcntl is None:
             return
         try:
-            if self._fd is None:
-                self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            if self._write is None or self._queue is None:
+                flags = os.O_RDWR | os.O_CREAT
+                self._queue = os.open(self._base + ".write-queue", flags, 0o600)
+                self._write = os.open(self._base + ".write-lock", flags, 0o600)
+            fcntl.flock(self._queue, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(self._write, fcntl.LOCK_EX)
+            finally:
+                fcntl.flock(self._queue, fcntl.LOCK_UN)
         except BaseException:
             self._local.release()
             raise
 
     def __exit__(self, *_: object) -> None:
         try:
-            if self._fd is not None and fcntl is not None:
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
+            if self._write is not None and fcntl is not None:
+                fcntl.flock(self._write, fcntl.LOCK_UN)
         finally:
             self._local.release()
 
     def close(self) -> None:
-        """Close the lock file (the gate opens it again if used after this)."""
+        """Close the lock files (the gate opens them again if used after this)."""
         with self._local:
-            if self._fd is not None:
-                os.close(self._fd)
-                self._fd = None
+            for fd in (self._queue, self._write):
+                if fd is not None:
+                    os.close(fd)
+            self._queue = self._write = None
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -12,20 +12,26 @@ from pathlib import Path
 from ostiary.db import WriteGate
 
 
+def _enter_in_thread(gate: WriteGate) -> tuple[threading.Thread, threading.Event]:
+    """Start a thread that enters ``gate``; the event is set once it is in."""
+    entered = threading.Event()
+
+    def enter() -> None:
+        with gate:
+            entered.set()
+
+    thread = threading.Thread(target=enter)
+    thread.start()
+    return thread, entered
+
+
 def test_a_second_gate_on_the_same_file_waits_until_the_first_is_released(
     tmp_path: Path,
 ) -> None:
     url = f"sqlite:///{tmp_path / 'ostiary.db'}"
     first, second = WriteGate(url), WriteGate(url)  # separate descriptors, like two processes
-    entered = threading.Event()
-
-    def enter_second() -> None:
-        with second:
-            entered.set()
-
     with first:
-        thread = threading.Thread(target=enter_second)
-        thread.start()
+        thread, entered = _enter_in_thread(second)
         assert not entered.wait(0.3), "the second writer got in while the first held the gate"
     assert entered.wait(5), "the second writer never got in after the first left"
     thread.join(5)
@@ -34,19 +40,8 @@ def test_a_second_gate_on_the_same_file_waits_until_the_first_is_released(
 
 
 def test_gates_on_different_files_do_not_wait_for_each_other(tmp_path: Path) -> None:
-    one, other = (
-        WriteGate(f"sqlite:///{tmp_path / 'a.db'}"),
-        WriteGate(f"sqlite:///{tmp_path / 'b.db'}"),
-    )
-    entered = threading.Event()
-
-    def enter_other() -> None:
-        with other:
-            entered.set()
-
-    with one:
-        thread = threading.Thread(target=enter_other)
-        thread.start()
+    with WriteGate(f"sqlite:///{tmp_path / 'a.db'}"):
+        thread, entered = _enter_in_thread(WriteGate(f"sqlite:///{tmp_path / 'b.db'}"))
         assert entered.wait(5)
     thread.join(5)
 
@@ -65,12 +60,6 @@ def test_a_writer_that_just_left_waits_behind_one_already_waiting(tmp_path: Path
         "    print('in', flush=True)\n"
         "    time.sleep(0.2)\n"
     )
-    back_in = threading.Event()
-
-    def enter_again() -> None:
-        with first:
-            back_in.set()
-
     first.__enter__()
     other = subprocess.Popen([sys.executable, "-c", script, url], stdout=subprocess.PIPE, text=True)
     try:
@@ -78,8 +67,7 @@ def test_a_writer_that_just_left_waits_behind_one_already_waiting(tmp_path: Path
         other.send_signal(signal.SIGSTOP)
         _wait_until_stopped(other.pid)
         first.__exit__(None, None, None)
-        again = threading.Thread(target=enter_again)
-        again.start()
+        again, back_in = _enter_in_thread(first)
         assert not back_in.wait(0.5), "took the gate back while another writer was waiting"
         other.send_signal(signal.SIGCONT)
         assert back_in.wait(10)

@@ -19,7 +19,7 @@ API = "/api/v1/subaccounts"
 
 
 class Receiver(BaseHTTPRequestHandler):
-    """/ok echoes with 201, /fail answers 500, /slow answers after 3 s."""
+    """/ok echoes with 201, /fail answers 500, /slow answers after 3 s; all set a cookie."""
 
     received: list[tuple[str, bytes, dict[str, str]]] = []
 
@@ -33,6 +33,7 @@ class Receiver(BaseHTTPRequestHandler):
         try:
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
+            self.send_header("Set-Cookie", "receiver-session=one-sender; Path=/")
             self.send_header("Content-Length", str(len(reply)))
             self.end_headers()
             self.wfile.write(reply)
@@ -136,3 +137,19 @@ def test_unreachable_receiver_is_502(client: TestClient, ctx: AppContext, receiv
     answer = client.post("/t/acme/http/gone", content=b"x", headers=f.basic(user, secret))
     assert answer.status_code == 502
     assert "unreachable" in _mpl(client, root, "gone")["detail"]
+
+
+def test_relay_keeps_no_cookies_and_invents_no_content_type(
+    client: TestClient, ctx: AppContext, receiver: str
+) -> None:
+    """A receiver's cookie for one call must not ride along on the next (maybe another
+    sender's); a call without a content type reaches the receiver without one."""
+    _, user, secret = _setup(client, ctx, receiver)
+    for _ in range(2):
+        answer = client.post("/t/acme/http/ok", content=b"raw", headers=f.basic(user, secret))
+        assert answer.status_code == 201
+    assert len(Receiver.received) == 2
+    for _, body, headers in Receiver.received:
+        assert body == b"raw"
+        assert "Cookie" not in headers
+        assert "Content-Type" not in headers

@@ -28,6 +28,7 @@ from ostiary.context import AppContext
 from ostiary.db import WriteGate
 from ostiary.errors import AuthenticationFailed, Throttled
 from ostiary.runtime.models import Message, MessageStatus
+from ostiary.runtime.relay import Relay, Relayed, RelayFailed
 from ostiary.runtime.service import (
     Accepted,
     Caller,
@@ -59,21 +60,21 @@ def _json(status: int, body: bytes, headers: dict[str, str] | None = None) -> Re
 
 
 class Runtime:
-    """The runtime of one process: its writer, outbound HTTP pool and last-use counter."""
+    """The runtime of one process: its writer, outbound HTTP pools and last-use counter."""
 
     def __init__(self, ctx: AppContext) -> None:
         self.ctx = ctx
         self.gate = WriteGate(ctx.settings.resolved_database_url)
         self.writer = BatchWriter(ctx.sessions, gate=self.gate)
         self.last_use = LastUse()
-        self.http = httpx.AsyncClient(
-            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
-            follow_redirects=False,
-        )
+        self.relay = Relay()
+        # For fetching OAuth clients' ``jwks_uri`` (ostiary.oauth.client_auth).
+        self.http = httpx.AsyncClient(follow_redirects=False)
 
     async def close(self) -> None:
-        """Drain the writer and close the HTTP pool."""
+        """Drain the writer and close the HTTP pools."""
         await self.writer.stop()
+        await self.relay.close()
         await self.http.aclose()
         self.gate.close()
 
@@ -203,20 +204,16 @@ class Runtime:
         }
         if accepted.content_type:
             headers["Content-Type"] = accepted.content_type
+        answer: Relayed | None = None
         detail: str | None = None
         try:
-            answer = await self.http.post(
-                flow.receiver_url or "",
-                content=payload,
-                headers=headers,
-                timeout=flow.timeout_seconds,
+            answer = await self.relay.post(
+                flow.receiver_url or "", payload, headers=headers, timeout=flow.timeout_seconds
             )
-            if answer.status_code >= 500:
-                detail = f"receiver answered {answer.status_code}"
-        except httpx.TimeoutException:
-            answer, detail = None, f"receiver did not answer within {flow.timeout_seconds}s"
-        except httpx.HTTPError as exc:
-            answer, detail = None, f"receiver unreachable: {type(exc).__name__}"
+            if answer.status >= 500:
+                detail = f"receiver answered {answer.status}"
+        except RelayFailed as exc:
+            detail = exc.detail
         status = MessageStatus.failed if detail else MessageStatus.forwarded
         try:
             await self.writer.write(_message(accepted, status, None, started, detail=detail))
@@ -229,9 +226,9 @@ class Runtime:
                 headers={"X-Message-Id": accepted.message_id},
             )
         relay = {"X-Message-Id": accepted.message_id}
-        if "content-type" in answer.headers:
-            relay["Content-Type"] = answer.headers["content-type"]
-        return Response(answer.content, status_code=answer.status_code, headers=relay)
+        if answer.content_type:
+            relay["Content-Type"] = answer.content_type
+        return Response(answer.body, status_code=answer.status, headers=relay)
 
     # ------------------------------------------------------------ denials
 

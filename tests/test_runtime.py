@@ -168,6 +168,23 @@ def test_a_refusal_is_rechecked_against_another_process_s_change(tenant: Tenant)
     assert tenant.send(user_id, old_secret).status_code == 401
 
 
+def test_a_failed_recheck_leaves_the_refusal_standing(
+    tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If the grants cannot be re-read, a refusal is still a counted, audited 401, never a
+    500 that would tell a guesser something and escape the throttle."""
+    tenant.ctx.grants.get()
+
+    def database_down() -> None:
+        raise ConnectionError("database unreachable")
+
+    monkeypatch.setattr(tenant.ctx.grants, "refresh", database_down)
+    for _ in range(tenant.ctx.settings.signin_failures_per_account):
+        assert tenant.send(tenant.sender, "wrong").status_code == 401
+    assert tenant.send(tenant.sender, tenant.secret).status_code == 429
+    assert "wrong password" in tenant.denial_reasons(tenant.sender)
+
+
 def test_unknown_flow_is_404_only_after_authentication(tenant: Tenant) -> None:
     assert tenant.send(tenant.sender, tenant.secret, path="nope").status_code == 404
     assert tenant.send(tenant.sender, "bad", path="nope").status_code == 401

@@ -9,6 +9,8 @@ when the store is down. Denials become audit events with their reason.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from dataclasses import dataclass
 from typing import Literal, cast
@@ -53,6 +55,9 @@ NOT_FOUND = b'{"error":"not_found","detail":"no such flow"}'
 TOO_LARGE = b'{"error":"payload_too_large","detail":"message too large"}'
 MESSAGES = cast(Table, Message.__table__)
 BUSINESS_ID_HEADERS = ("sap_applicationid", "x-business-id")
+#: Refusals re-read the grants version at most this often (per process).
+RECHECK_SECONDS = 0.05
+log = logging.getLogger("ostiary.runtime")
 
 
 def _json(status: int, body: bytes, headers: dict[str, str] | None = None) -> Response:
@@ -68,6 +73,8 @@ class Runtime:
         self.writer = BatchWriter(ctx.sessions, gate=self.gate)
         self.last_use = LastUse()
         self.relay = Relay()
+        self._rechecking: asyncio.Future[GrantSnapshot] | None = None
+        self._rechecked_at = -RECHECK_SECONDS
         # For fetching OAuth clients' ``jwks_uri`` (ostiary.oauth.client_auth).
         self.http = httpx.AsyncClient(follow_redirects=False)
 
@@ -93,8 +100,8 @@ class Runtime:
             # Before refusing, look at the current state: another process may have just
             # created the user, reset the secret, added the flow or assigned the role, and
             # this process's snapshot may be up to one poll interval old. Allowing stays
-            # query-free; a refusal (rare, and throttled) costs one version read.
-            fresh = await anyio.to_thread.run_sync(self.ctx.grants.refresh)
+            # query-free; refusals share one version read at most every RECHECK_SECONDS.
+            fresh = await self._recheck(snapshot)
             if fresh is not snapshot:
                 snapshot = fresh
                 outcome = await self._authorize(snapshot, header, subdomain, path, address)
@@ -128,6 +135,28 @@ class Runtime:
         if flow.mode == "forward":
             return await self._forward(accepted, payload, started)
         return await self._store(accepted, payload, started)
+
+    async def _recheck(self, snapshot: GrantSnapshot) -> GrantSnapshot:
+        """The snapshot after a version read at most ``RECHECK_SECONDS`` old: one read in
+        flight per process, shared by every refusal waiting for it. If the database cannot
+        be read, ``snapshot`` itself: the refusal stands (and is counted and audited)."""
+        if time.monotonic() - self._rechecked_at < RECHECK_SECONDS:
+            return self.ctx.grants.get()
+        if self._rechecking is None:
+            self._rechecking = asyncio.ensure_future(self._read_version())
+        try:
+            return await asyncio.shield(self._rechecking)
+        except Exception:
+            log.warning("could not re-check the grants before a refusal", exc_info=True)
+            return snapshot
+
+    async def _read_version(self) -> GrantSnapshot:
+        try:
+            fresh = await anyio.to_thread.run_sync(self.ctx.grants.refresh)
+            self._rechecked_at = time.monotonic()
+            return fresh
+        finally:
+            self._rechecking = None
 
     async def _authorize(
         self, snapshot: GrantSnapshot, header: str, subdomain: str, path: str, address: str

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from ostiary.context import AppContext
+from ostiary.runtime.relay import Relay
 from tests import factories as f
 from tests.conftest import free_port
 
@@ -28,7 +31,9 @@ class Receiver(BaseHTTPRequestHandler):
         Receiver.received.append((self.path, body, dict(self.headers)))
         if self.path == "/slow":
             time.sleep(3)
-        status = {"/ok": 201, "/fail": 500}.get(self.path, 200)
+        status = {"/ok": 201, "/fail": 500}.get(
+            self.path.removeprefix("http://receiver.example"), 200
+        )
         reply = b'{"accepted": true}'
         try:
             self.send_response(status)
@@ -153,3 +158,45 @@ def test_relay_keeps_no_cookies_and_invents_no_content_type(
         assert body == b"raw"
         assert "Cookie" not in headers
         assert "Content-Type" not in headers
+
+
+def test_relay_sends_no_netrc_credentials(
+    client: TestClient,
+    ctx: AppContext,
+    receiver: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Receiver URLs are chosen by tenants: the host's ~/.netrc must not reach them."""
+    netrc = tmp_path / "netrc"
+    netrc.write_text("default login svcuser password s3cret\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    _, user, secret = _setup(client, ctx, receiver)
+    answer = client.post("/t/acme/http/ok", content=b"x", headers=f.basic(user, secret))
+    assert answer.status_code == 201
+    assert len(Receiver.received) == 1
+    assert "Authorization" not in Receiver.received[0][2]
+
+
+def test_relay_uses_the_environment_s_proxy_unless_no_proxy_says_otherwise(
+    receiver: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The receiver fixture stands in for the proxy: a proxied request names the absolute
+    URL in its request line."""
+    monkeypatch.setenv("HTTP_PROXY", receiver)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    for name in ("http_proxy", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+
+    async def relay_twice() -> list[int]:
+        relay = Relay()
+        try:
+            via_proxy = await relay.post("http://receiver.example/ok", b"a", headers={}, timeout=5)
+            direct = await relay.post(f"{receiver}/ok", b"b", headers={}, timeout=5)
+            return [via_proxy.status, direct.status]
+        finally:
+            await relay.close()
+
+    assert asyncio.run(relay_twice()) == [201, 201]
+    assert [path for path, _, _ in Receiver.received] == ["http://receiver.example/ok", "/ok"]

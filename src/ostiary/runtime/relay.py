@@ -9,6 +9,9 @@ ride along on another sender's call.
 
 from __future__ import annotations
 
+import asyncio
+import urllib.parse
+import urllib.request
 from dataclasses import dataclass
 
 import aiohttp
@@ -35,21 +38,45 @@ class RelayFailed(Exception):
 
 
 class Relay:
-    """Posts payloads to receivers over a keep-alive pool; never retries."""
+    """Posts payloads to receivers over a keep-alive pool; never retries.
 
-    def __init__(self, *, max_connections: int = 200) -> None:
+    Proxies come from ``HTTP_PROXY``/``HTTPS_PROXY``/``NO_PROXY`` like in other clients,
+    read once and decided once per receiver origin. aiohttp's own ``trust_env`` is off: it
+    would also send credentials from ``~/.netrc`` (even a ``default`` entry for any host)
+    to receivers, whose URLs tenants choose.
+    """
+
+    def __init__(self, *, max_connections: int = 200, per_receiver: int = 100) -> None:
         self._max_connections = max_connections
+        self._per_receiver = per_receiver
         self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._proxies = urllib.request.getproxies()
+        self._proxy_for: dict[tuple[str, str], str | None] = {}
 
     def _current(self) -> aiohttp.ClientSession:
-        # Made on first use: a session belongs to the event loop it was made on.
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self._max_connections),
+        # A session belongs to the event loop it was made on.
+        loop = asyncio.get_running_loop()
+        session = self._session
+        if session is None or session.closed or self._loop is not loop:
+            self._loop = loop
+            session = self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(
+                    limit=self._max_connections, limit_per_host=self._per_receiver
+                ),
                 cookie_jar=aiohttp.DummyCookieJar(),
-                trust_env=True,  # HTTP(S)_PROXY and NO_PROXY apply, as for other clients
+                trust_env=False,
             )
-        return self._session
+        return session
+
+    def _proxy(self, url: str) -> str | None:
+        parts = urllib.parse.urlsplit(url)
+        origin = (parts.scheme, parts.netloc)
+        if origin not in self._proxy_for:
+            proxy = self._proxies.get(parts.scheme)
+            bypass = proxy is None or urllib.request.proxy_bypass(parts.hostname or "")
+            self._proxy_for[origin] = None if bypass else proxy
+        return self._proxy_for[origin]
 
     async def post(
         self, url: str, payload: bytes, *, headers: dict[str, str], timeout: float
@@ -63,6 +90,7 @@ class Relay:
                 timeout=aiohttp.ClientTimeout(total=timeout),
                 allow_redirects=False,
                 skip_auto_headers=_NO_AUTO_HEADERS,
+                proxy=self._proxy(url),
             ) as answer:
                 body = await answer.read()
                 return Relayed(answer.status, body, answer.headers.get("Content-Type"))

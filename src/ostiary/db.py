@@ -138,8 +138,13 @@ class WriteGate:
         try:
             if self._write is None or self._queue is None:
                 flags = os.O_RDWR | os.O_CREAT
-                self._queue = os.open(self._base + ".write-queue", flags, 0o600)
-                self._write = os.open(self._base + ".write-lock", flags, 0o600)
+                queue = os.open(self._base + ".write-queue", flags, 0o600)
+                try:
+                    write = os.open(self._base + ".write-lock", flags, 0o600)
+                except BaseException:
+                    os.close(queue)
+                    raise
+                self._queue, self._write = queue, write
             fcntl.flock(self._queue, fcntl.LOCK_EX)
             try:
                 fcntl.flock(self._write, fcntl.LOCK_EX)

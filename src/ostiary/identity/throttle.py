@@ -30,8 +30,9 @@ class SigninThrottle:
     def check(self, *, account: str, address: str) -> None:
         """Raise ``Throttled`` if either the account or the address used up its failures."""
         # No failure within the window: nothing can be throttled, and the hot path (runtime
-        # calls with good credentials) skips both moving-window lookups.
-        if time.monotonic() - self._last_failure > self._window + 1:
+        # calls with good credentials) skips both moving-window lookups. Wall-clock time,
+        # like the limits library's own windows.
+        if time.time() - self._last_failure > self._window + 1:
             return
         if not self._limiter.test(self._account, "account", account.lower()) or not (
             self._limiter.test(self._address, "address", address)
@@ -42,7 +43,7 @@ class SigninThrottle:
 
     def failed(self, *, account: str, address: str) -> None:
         """Count one failed attempt against the account and the address."""
-        self._last_failure = time.monotonic()
+        self._last_failure = time.time()
         self._limiter.hit(self._account, "account", account.lower())
         self._limiter.hit(self._address, "address", address)
 

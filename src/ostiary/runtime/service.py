@@ -136,7 +136,16 @@ def admit(
 
 _RANDOM = bytearray()
 _RANDOM_LOCK = threading.Lock()
-os.register_at_fork(after_in_child=_RANDOM.clear)  # a forked worker must not reuse them
+
+
+def _after_fork() -> None:
+    """A forked worker must not reuse its parent's bytes, nor inherit a held lock."""
+    global _RANDOM_LOCK
+    _RANDOM.clear()
+    _RANDOM_LOCK = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork)
 
 
 def _random_bytes(count: int) -> bytes:

@@ -28,6 +28,7 @@ from typing import Any
 
 import anyio.to_thread
 from sqlalchemy import Dialect, Table, insert
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger("ostiary.runtime")
@@ -58,44 +59,50 @@ class BatchWriter:
         *,
         gate: AbstractContextManager[None] | None = None,
         max_batch: int = 500,
+        wait_seconds: float = 30.0,
     ) -> None:
         self._sessions = sessions
         self._gate = gate or contextlib.nullcontext()
         self._max_batch = max_batch
+        self._wait_seconds = wait_seconds
         self._pending: deque[_Item] = deque()
         self._ready = threading.Condition()
-        self._stopping = False
+        self._stopping = False  # stop() was called: drain, then end
+        self._dead = False  # the thread ended: nothing queued will ever be committed
         self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._inserts: dict[tuple[str, str], _Insert] = {}
+        self._inserts: dict[tuple[Table, Dialect], _Insert] = {}
 
     async def start(self) -> None:
-        """Start the writer thread; outcomes come back to the running loop."""
-        if self._thread is None:
-            self._loop = asyncio.get_running_loop()
-            self._stopping = False
+        """Start the writer thread (once: a stopped writer stays stopped)."""
+        if self._thread is None and not self._stopping:
             self._thread = threading.Thread(target=self._run, name="ostiary-writer", daemon=True)
             self._thread.start()
 
-    async def stop(self) -> None:
-        """Commit what is queued, then stop the thread."""
-        thread = self._thread
-        if thread is None:
-            return
+    async def stop(self, timeout: float = 15.0) -> None:
+        """Commit what is queued, then stop the thread (give up waiting after ``timeout``)."""
         with self._ready:
             self._stopping = True
             self._ready.notify()
-        await anyio.to_thread.run_sync(thread.join)
-        self._thread = None
+        thread = self._thread
+        if thread is not None:
+            await anyio.to_thread.run_sync(thread.join, timeout)
         await asyncio.sleep(0)  # let the last batch's outcomes reach their futures
 
     async def write(self, apply: Write) -> None:
-        """Run ``apply`` in a transaction; return once it is committed, or raise."""
+        """Run ``apply`` in a transaction; return once it is committed, or raise
+        ``StoreUnavailable`` (also when nothing was committed within ``wait_seconds``:
+        the write may still land later, so a caller's retry may store it twice, never lose
+        it)."""
         if self._thread is None:
             await self.start()
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
         self._put((apply, future))
-        await future
+        expiry = loop.call_later(self._wait_seconds, _expire, future, self._wait_seconds)
+        try:
+            await future
+        finally:
+            expiry.cancel()
 
     def submit(self, apply: Write) -> None:
         """Queue ``apply`` without waiting for it (audit events of denials, usage)."""
@@ -103,10 +110,15 @@ class BatchWriter:
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         future.add_done_callback(_swallow)
-        self._put((apply, future))
+        try:
+            self._put((apply, future))
+        except StoreUnavailable as exc:
+            log.warning("background write dropped: %s", exc)
 
     def _put(self, item: _Item) -> None:
         with self._ready:
+            if self._dead or self._thread is None:
+                raise StoreUnavailable("the writer is stopped")
             self._pending.append(item)
             if len(self._pending) == 1:
                 self._ready.notify()
@@ -114,27 +126,40 @@ class BatchWriter:
     # ------------------------------------------------------------ the writer thread
 
     def _run(self) -> None:
-        loop = self._loop
-        assert loop is not None
-        while True:
+        batch: list[_Item] = []
+        try:
+            while True:
+                with self._ready:
+                    while not self._pending and not self._stopping:
+                        self._ready.wait()
+                    if not self._pending:
+                        self._dead = True
+                        return
+                    count = min(len(self._pending), self._max_batch)
+                    batch = [self._pending.popleft() for _ in range(count)]
+                _hand_back(batch, self._commit_batch([apply for apply, _ in batch]))
+                batch = []
+        except BaseException as exc:
             with self._ready:
-                while not self._pending and not self._stopping:
-                    self._ready.wait()
-                if not self._pending:
-                    return
-                count = min(len(self._pending), self._max_batch)
-                batch = [self._pending.popleft() for _ in range(count)]
-            writes = [apply for apply, _ in batch]
-            try:
-                self._commit(writes)
-                outcomes: list[BaseException | None] = [None] * len(batch)
-            except Exception:
-                log.warning("batch of %d failed; retrying one by one", len(batch), exc_info=True)
-                outcomes = self._commit_each(writes)
-            try:
-                loop.call_soon_threadsafe(_settle, batch, outcomes)
-            except RuntimeError:  # the loop is closed: nobody waits any more
-                return
+                self._dead = True
+                batch += self._pending
+                self._pending.clear()
+            _hand_back(batch, [exc] * len(batch))
+            raise
+
+    def _commit_batch(self, writes: list[Write]) -> list[BaseException | None]:
+        """Commit ``writes`` together; if that fails for one write's sake, one by one."""
+        try:
+            self._commit(writes)
+            return [None] * len(writes)
+        except (OperationalError, InterfaceError) as exc:
+            # The database is away, locked or broken: retrying each write would only wait
+            # for the same failure many times over.
+            log.warning("batch of %d failed: %s", len(writes), exc)
+            return [exc] * len(writes)
+        except Exception:
+            log.warning("batch of %d failed; retrying one by one", len(writes), exc_info=True)
+            return self._commit_each(writes)
 
     def _commit(self, writes: list[Write]) -> None:
         with self._gate, self._sessions() as session, session.begin():
@@ -164,11 +189,10 @@ class BatchWriter:
         if not rows:
             return
         connection = session.connection()
-        dialect = connection.dialect
-        key = (rows[0].table.name, dialect.name)
+        key = (rows[0].table, connection.dialect)
         prepared = self._inserts.get(key)
         if prepared is None:
-            prepared = self._inserts[key] = _Insert(rows[0].table, dialect)
+            prepared = self._inserts[key] = _Insert(*key)
         connection.exec_driver_sql(prepared.sql, [prepared.parameters(row.values) for row in rows])
         rows.clear()
 
@@ -200,6 +224,24 @@ class _Insert:
             name: process(values[name]) if process else values[name]
             for name, process in self.columns
         }
+
+
+def _hand_back(batch: list[_Item], outcomes: list[BaseException | None]) -> None:
+    """Pass outcomes to their futures, on the event loop each future belongs to."""
+    by_loop: dict[asyncio.AbstractEventLoop, tuple[list[_Item], list[BaseException | None]]]
+    by_loop = {}
+    for item, outcome in zip(batch, outcomes, strict=True):
+        items, results = by_loop.setdefault(item[1].get_loop(), ([], []))
+        items.append(item)
+        results.append(outcome)
+    for loop, (items, results) in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+            loop.call_soon_threadsafe(_settle, items, results)
+
+
+def _expire(future: asyncio.Future[None], seconds: float) -> None:
+    if not future.done():
+        future.set_exception(StoreUnavailable(f"nothing committed within {seconds:g} s"))
 
 
 def _settle(batch: list[_Item], outcomes: list[BaseException | None]) -> None:

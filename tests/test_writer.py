@@ -1,0 +1,122 @@
+"""The group-commit writer's edges: stopped writers, stuck stores, a dying thread."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.orm import Session, sessionmaker
+
+from ostiary.db import make_engine, make_session_factory
+from ostiary.runtime.writer import BatchWriter, StoreUnavailable
+
+
+@pytest.fixture
+def sessions(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
+    engine = make_engine(f"sqlite:///{tmp_path / 'w.db'}", immediate=True)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE notes (body TEXT NOT NULL)")
+    yield make_session_factory(engine)
+    engine.dispose()
+
+
+def _note(body: str):  # type: ignore[no-untyped-def]
+    def apply(session: Session) -> None:
+        session.execute(text("INSERT INTO notes (body) VALUES (:b)"), {"b": body})
+
+    return apply
+
+
+def _notes(sessions: sessionmaker[Session]) -> list[str]:
+    with sessions() as session:
+        return list(session.scalars(text("SELECT body FROM notes ORDER BY body")))
+
+
+def test_writes_are_committed_and_a_stopped_writer_refuses_new_ones(
+    sessions: sessionmaker[Session],
+) -> None:
+    async def scenario() -> None:
+        writer = BatchWriter(sessions)
+        await writer.start()
+        await asyncio.gather(*(writer.write(_note(f"n{i}")) for i in range(20)))
+        await writer.stop()
+        with pytest.raises(StoreUnavailable):
+            await writer.write(_note("late"))
+
+    asyncio.run(scenario())
+    assert _notes(sessions) == sorted(f"n{i}" for i in range(20))
+
+
+def test_a_write_not_committed_in_time_is_unavailable_not_acknowledged(
+    sessions: sessionmaker[Session],
+) -> None:
+    """A writer stuck behind the gate (another process that never lets go) must not leave
+    the caller waiting forever: it gets StoreUnavailable (503) after ``wait_seconds``."""
+    held = threading.Lock()
+    held.acquire()
+
+    class Stuck:
+        def __enter__(self) -> None:
+            held.acquire()
+
+        def __exit__(self, *_: object) -> None:
+            held.release()
+
+    async def scenario() -> None:
+        writer = BatchWriter(sessions, gate=Stuck(), wait_seconds=0.2)  # type: ignore[arg-type]
+        await writer.start()
+        with pytest.raises(StoreUnavailable, match="nothing committed within"):
+            await writer.write(_note("stuck"))
+        held.release()  # the gate opens: the write lands after all (at least once)
+        await writer.stop()
+
+    asyncio.run(scenario())
+    assert _notes(sessions) == ["stuck"]
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_writer_thread_that_dies_fails_what_it_held_and_refuses_more(
+    sessions: sessionmaker[Session],
+) -> None:
+    def fatal(_: Session) -> None:
+        raise SystemExit("the writer thread ends here")
+
+    async def scenario() -> None:
+        writer = BatchWriter(sessions)
+        await writer.start()
+        with pytest.raises(StoreUnavailable):
+            await writer.write(fatal)
+        with pytest.raises(StoreUnavailable):
+            await writer.write(_note("after"))
+        await writer.stop()
+
+    asyncio.run(scenario())
+    assert _notes(sessions) == []
+
+
+def test_one_bad_write_does_not_fail_the_others_in_its_batch(
+    sessions: sessionmaker[Session],
+) -> None:
+    def bad(session: Session) -> None:
+        session.execute(text("INSERT INTO notes (body) VALUES (NULL)"))
+
+    async def scenario() -> list[BaseException | None]:
+        writer = BatchWriter(sessions)
+        await writer.start()
+        results = await asyncio.gather(
+            writer.write(_note("a")),
+            writer.write(bad),
+            writer.write(_note("b")),
+            return_exceptions=True,
+        )
+        await writer.stop()
+        return list(results)
+
+    results = asyncio.run(scenario())
+    assert results[0] is None and results[2] is None
+    assert isinstance(results[1], StoreUnavailable)
+    assert _notes(sessions) == ["a", "b"]

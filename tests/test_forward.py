@@ -22,7 +22,8 @@ API = "/api/v1/subaccounts"
 
 
 class Receiver(BaseHTTPRequestHandler):
-    """/ok echoes with 201, /fail answers 500, /slow answers after 3 s; all set a cookie."""
+    """/ok echoes with 201, /fail answers 500, /slow answers after 3 s, /big answers 4 KiB;
+    all set a cookie."""
 
     received: list[tuple[str, bytes, dict[str, str]]] = []
 
@@ -34,7 +35,7 @@ class Receiver(BaseHTTPRequestHandler):
         status = {"/ok": 201, "/fail": 500}.get(
             self.path.removeprefix("http://receiver.example"), 200
         )
-        reply = b'{"accepted": true}'
+        reply = b"x" * 4096 if self.path == "/big" else b'{"accepted": true}'
         try:
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -68,12 +69,19 @@ def _setup(client: TestClient, ctx: AppContext, receiver: str) -> tuple[dict[str
         ("fail", "/fail", 5),
         ("slow", "/slow", 0.5),
         ("gone", None, 1),
+        ("big", "/big", 5),
     ):
         url = f"{receiver}{target}" if target else f"http://127.0.0.1:{free_port()}/nobody"
         answer = client.post(
             f"{API}/acme/flows",
             headers=root,
-            json={"path": path, "mode": "forward", "receiver_url": url, "timeout_seconds": timeout},
+            json={
+                "path": path,
+                "mode": "forward",
+                "receiver_url": url,
+                "timeout_seconds": timeout,
+                "max_bytes": 1024 if path == "big" else 10 * 1024 * 1024,
+            },
         )
         assert answer.status_code == 201, answer.text
     client.post(
@@ -192,11 +200,24 @@ def test_relay_uses_the_environment_s_proxy_unless_no_proxy_says_otherwise(
     async def relay_twice() -> list[int]:
         relay = Relay()
         try:
-            via_proxy = await relay.post("http://receiver.example/ok", b"a", headers={}, timeout=5)
-            direct = await relay.post(f"{receiver}/ok", b"b", headers={}, timeout=5)
+            via_proxy = await relay.post(
+                "http://receiver.example/ok", b"a", headers={}, timeout=5, max_answer_bytes=1024
+            )
+            direct = await relay.post(
+                f"{receiver}/ok", b"b", headers={}, timeout=5, max_answer_bytes=1024
+            )
             return [via_proxy.status, direct.status]
         finally:
             await relay.close()
 
     assert asyncio.run(relay_twice()) == [201, 201]
     assert [path for path, _, _ in Receiver.received] == ["http://receiver.example/ok", "/ok"]
+
+
+def test_receiver_answer_over_the_flow_limit_is_502(
+    client: TestClient, ctx: AppContext, receiver: str
+) -> None:
+    root, user, secret = _setup(client, ctx, receiver)
+    answer = client.post("/t/acme/http/big", content=b"x", headers=f.basic(user, secret))
+    assert answer.status_code == 502
+    assert "larger than 1024 bytes" in _mpl(client, root, "big")["detail"]

@@ -237,7 +237,11 @@ class Runtime:
         detail: str | None = None
         try:
             answer = await self.relay.post(
-                flow.receiver_url or "", payload, headers=headers, timeout=flow.timeout_seconds
+                flow.receiver_url or "",
+                payload,
+                headers=headers,
+                timeout=flow.timeout_seconds,
+                max_answer_bytes=flow.max_bytes,  # the flow's size limit, both ways
             )
             if answer.status >= 500:
                 detail = f"receiver answered {answer.status}"

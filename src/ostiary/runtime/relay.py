@@ -79,9 +79,17 @@ class Relay:
         return self._proxy_for[origin]
 
     async def post(
-        self, url: str, payload: bytes, *, headers: dict[str, str], timeout: float
+        self,
+        url: str,
+        payload: bytes,
+        *,
+        headers: dict[str, str],
+        timeout: float,
+        max_answer_bytes: int,
     ) -> Relayed:
-        """POST ``payload`` to ``url`` and read the whole answer within ``timeout`` seconds."""
+        """POST ``payload`` to ``url`` and read the whole answer within ``timeout`` seconds;
+        an answer over ``max_answer_bytes`` (after decompression) is a failure, not held
+        in memory."""
         try:
             async with self._current().post(
                 url,
@@ -92,8 +100,14 @@ class Relay:
                 skip_auto_headers=_NO_AUTO_HEADERS,
                 proxy=self._proxy(url),
             ) as answer:
-                body = await answer.read()
-                return Relayed(answer.status, body, answer.headers.get("Content-Type"))
+                chunks: list[bytes] = []
+                size = 0
+                async for chunk in answer.content.iter_any():
+                    size += len(chunk)
+                    if size > max_answer_bytes:
+                        raise RelayFailed(f"receiver answer larger than {max_answer_bytes} bytes")
+                    chunks.append(chunk)
+                return Relayed(answer.status, b"".join(chunks), answer.headers.get("Content-Type"))
         except TimeoutError:
             raise RelayFailed(f"receiver did not answer within {timeout}s") from None
         except (aiohttp.ClientError, ValueError) as exc:

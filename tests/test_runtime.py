@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
 import uuid
 from typing import Any
@@ -15,6 +17,7 @@ from ostiary.context import AppContext
 from ostiary.db import make_session_factory, transaction
 from ostiary.identity import technical
 from ostiary.identity.models import User
+from ostiary.runtime.endpoint import Recheck
 from ostiary.runtime.service import new_message_id
 from ostiary.runtime.usage import LastUse
 from ostiary.tenancy.models import Subaccount
@@ -381,3 +384,46 @@ def test_runtime_failures_throttle_the_account_and_others_still_get_in(tenant: T
     assert throttled.status_code == 429
     assert throttled.headers["Retry-After"] == str(tenant.ctx.settings.signin_window_seconds)
     assert tenant.send(other, other_secret).status_code == 200
+
+
+def test_a_refusal_waits_for_a_version_read_begun_after_it_arrived() -> None:
+    """A read already in flight may predate a change committed elsewhere, so a refusal that
+    arrives during it waits for the next read; refusals arriving together share one."""
+    release_first = threading.Event()
+    reads: list[int] = []
+
+    def refresh() -> Any:
+        reads.append(len(reads) + 1)
+        number = len(reads)
+        if number == 1:
+            release_first.wait(5)
+        return f"snapshot-{number}"
+
+    async def scenario() -> list[Any]:
+        recheck = Recheck(refresh)
+        early = asyncio.create_task(recheck.since(time.monotonic(), "fallback"))
+        await asyncio.sleep(0.1)  # the first read is in flight
+        late = [asyncio.create_task(recheck.since(time.monotonic(), "fallback")) for _ in range(3)]
+        await asyncio.sleep(0.1)
+        release_first.set()
+        return [await early, *[await task for task in late]]
+
+    assert asyncio.run(scenario()) == ["snapshot-1"] + ["snapshot-2"] * 3
+    assert reads == [1, 2]
+
+
+def test_a_version_read_that_fails_or_hangs_leaves_the_refusal_standing() -> None:
+    def failing() -> Any:
+        raise ConnectionError("database unreachable")
+
+    def hanging() -> Any:
+        time.sleep(1)
+        return "too late"
+
+    async def scenario() -> list[Any]:
+        return [
+            await Recheck(failing).since(time.monotonic(), "fallback"),
+            await Recheck(hanging, timeout=0.2).since(time.monotonic(), "fallback"),
+        ]
+
+    assert asyncio.run(scenario()) == ["fallback", "fallback"]

@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, cast
 
@@ -55,8 +57,7 @@ NOT_FOUND = b'{"error":"not_found","detail":"no such flow"}'
 TOO_LARGE = b'{"error":"payload_too_large","detail":"message too large"}'
 MESSAGES = cast(Table, Message.__table__)
 BUSINESS_ID_HEADERS = ("sap_applicationid", "x-business-id")
-#: Refusals re-read the grants version at most this often (per process).
-RECHECK_SECONDS = 0.05
+STORE_UNAVAILABLE = b'{"error":"store_unavailable","detail":"try again later"}'
 log = logging.getLogger("ostiary.runtime")
 
 
@@ -73,8 +74,7 @@ class Runtime:
         self.writer = BatchWriter(ctx.sessions, gate=self.gate)
         self.last_use = LastUse()
         self.relay = Relay()
-        self._rechecking: asyncio.Future[GrantSnapshot] | None = None
-        self._rechecked_at = -RECHECK_SECONDS
+        self.recheck = Recheck(ctx.grants.refresh)
         # For fetching OAuth clients' ``jwks_uri`` (ostiary.oauth.client_auth).
         self.http = httpx.AsyncClient(follow_redirects=False)
 
@@ -94,14 +94,19 @@ class Runtime:
         path = request.path_params["path"].strip("/")
         address = request.client.host if request.client else "unknown"
         header = request.headers.get("authorization", "")
-        snapshot = self.ctx.grants.get()
+        arrived = time.monotonic()
+        try:
+            snapshot = self.ctx.grants.get()
+        except Exception:  # stale after a local change, and the database cannot be read
+            log.warning("no current grants snapshot", exc_info=True)
+            return _json(503, STORE_UNAVAILABLE, {"Retry-After": "1"})
         outcome = await self._authorize(snapshot, header, subdomain, path, address)
         if isinstance(outcome, _Refused):
             # Before refusing, look at the current state: another process may have just
             # created the user, reset the secret, added the flow or assigned the role, and
             # this process's snapshot may be up to one poll interval old. Allowing stays
-            # query-free; refusals share one version read at most every RECHECK_SECONDS.
-            fresh = await self._recheck(snapshot)
+            # query-free; a refusal waits for a version read begun after it arrived.
+            fresh = await self.recheck.since(arrived, snapshot)
             if fresh is not snapshot:
                 snapshot = fresh
                 outcome = await self._authorize(snapshot, header, subdomain, path, address)
@@ -135,28 +140,6 @@ class Runtime:
         if flow.mode == "forward":
             return await self._forward(accepted, payload, started)
         return await self._store(accepted, payload, started)
-
-    async def _recheck(self, snapshot: GrantSnapshot) -> GrantSnapshot:
-        """The snapshot after a version read at most ``RECHECK_SECONDS`` old: one read in
-        flight per process, shared by every refusal waiting for it. If the database cannot
-        be read, ``snapshot`` itself: the refusal stands (and is counted and audited)."""
-        if time.monotonic() - self._rechecked_at < RECHECK_SECONDS:
-            return self.ctx.grants.get()
-        if self._rechecking is None:
-            self._rechecking = asyncio.ensure_future(self._read_version())
-        try:
-            return await asyncio.shield(self._rechecking)
-        except Exception:
-            log.warning("could not re-check the grants before a refusal", exc_info=True)
-            return snapshot
-
-    async def _read_version(self) -> GrantSnapshot:
-        try:
-            fresh = await anyio.to_thread.run_sync(self.ctx.grants.refresh)
-            self._rechecked_at = time.monotonic()
-            return fresh
-        finally:
-            self._rechecking = None
 
     async def _authorize(
         self, snapshot: GrantSnapshot, header: str, subdomain: str, path: str, address: str
@@ -215,11 +198,7 @@ class Runtime:
         try:
             await self.writer.write(_message(accepted, MessageStatus.stored, payload, started))
         except StoreUnavailable:
-            return _json(
-                503,
-                b'{"error":"store_unavailable","detail":"try again later"}',
-                {"Retry-After": "1"},
-            )
+            return _json(503, STORE_UNAVAILABLE, {"Retry-After": "1"})
         message_id = accepted.message_id  # a UUID: safe to put into JSON as it is
         return _json(
             200, b'{"message_id":"%s"}' % message_id.encode(), {"X-Message-Id": message_id}
@@ -251,7 +230,7 @@ class Runtime:
         try:
             await self.writer.write(_message(accepted, status, None, started, detail=detail))
         except StoreUnavailable:
-            return _json(503, b'{"error":"store_unavailable","detail":"try again later"}')
+            return _json(503, STORE_UNAVAILABLE, {"Retry-After": "1"})
         if answer is None or detail:
             return JSONResponse(
                 {"error": "bad_gateway", "detail": detail, "message_id": accepted.message_id},
@@ -281,6 +260,63 @@ class Runtime:
             )
 
         self.writer.submit(write)
+
+
+class Recheck:
+    """Version reads before refusals. A refusal uses only a read that began after the
+    request arrived (so a change committed elsewhere before that is seen); refusals
+    arriving together share one read, one in flight per event loop. A read that fails or
+    takes longer than ``timeout`` leaves the refusal standing."""
+
+    def __init__(self, refresh: Callable[[], GrantSnapshot], *, timeout: float = 2.0) -> None:
+        self._refresh = refresh
+        self._timeout = timeout
+        self._reads: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, tuple[float, asyncio.Task[GrantSnapshot]]
+        ] = weakref.WeakKeyDictionary()
+        self._latest: tuple[float, GrantSnapshot] | None = None
+
+    async def since(self, arrived: float, fallback: GrantSnapshot) -> GrantSnapshot:
+        """The snapshot as of a version read begun at or after ``arrived`` (monotonic)."""
+        try:
+            return await asyncio.wait_for(self._since(arrived), self._timeout)
+        except Exception:  # logged once per read in _read; a timeout is logged here
+            log.debug("refusal not re-checked", exc_info=True)
+            return fallback
+
+    async def _since(self, arrived: float) -> GrantSnapshot:
+        while True:
+            latest = self._latest
+            if latest is not None and latest[0] >= arrived:
+                return latest[1]
+            loop = asyncio.get_running_loop()
+            current = self._reads.get(loop)
+            if current is None or current[1].done():
+                started = time.monotonic()
+                task = loop.create_task(self._read(started))
+                task.add_done_callback(_retrieve)
+                current = self._reads[loop] = (started, task)
+            started, task = current
+            snapshot = await asyncio.shield(task)
+            if started >= arrived:
+                return snapshot
+            # That read began before this request arrived: wait for the next one.
+
+    async def _read(self, started: float) -> GrantSnapshot:
+        try:
+            snapshot = await anyio.to_thread.run_sync(self._refresh)
+        except Exception:
+            log.warning("could not re-check the grants before a refusal", exc_info=True)
+            raise
+        if self._latest is None or started > self._latest[0]:
+            self._latest = (started, snapshot)
+        return snapshot
+
+
+def _retrieve(task: asyncio.Task[GrantSnapshot]) -> None:
+    """Mark a read's outcome as seen even if every waiter went away (logged in _read)."""
+    if not task.cancelled():
+        task.exception()
 
 
 @dataclass(frozen=True)

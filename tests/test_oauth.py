@@ -491,3 +491,19 @@ def test_signing_keys_are_encrypted_at_rest(setup: Setup, ctx: AppContext) -> No
     assert decrypt_private(ctx.secret_key, stored.private_key_encrypted) is not None
     with pytest.raises(InvalidTag):
         decrypt_private(b"another-installation-secret-key", stored.private_key_encrypted)
+
+
+def test_revocation_the_store_cannot_take_is_503_and_the_token_still_works(
+    setup: Setup,
+) -> None:
+    """A 200 from /oauth/revoke promises the token is dead; if the revocation could not
+    be written the client must hear so (and may retry)."""
+    token = setup.token()
+    auth = {"client_id": setup.client_id, "client_secret": setup.secret}
+    runtime = setup.http.app.state.runtime  # type: ignore[attr-defined]
+    setup.http.portal.call(runtime.writer.stop)  # type: ignore[union-attr]
+    answer = setup.http.post("/oauth/revoke", data={"token": token, **auth})
+    assert answer.status_code == 503
+    assert answer.json()["error"] == "temporarily_unavailable"
+    live = setup.http.post("/oauth/introspect", data={"token": token, **auth}).json()
+    assert live["active"] is True

@@ -21,6 +21,15 @@ from tests import factories as f
 from tests.test_runtime import API, Tenant
 
 
+def test_readyz_is_unavailable_once_the_store_writer_stopped(client: TestClient) -> None:
+    assert client.get("/readyz").status_code == 200
+    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    client.portal.call(runtime.writer.stop)  # type: ignore[union-attr]
+    down = client.get("/readyz")
+    assert down.status_code == 503
+    assert down.json() == {"status": "unavailable", "detail": "store writer stopped"}
+
+
 def test_healthz_readyz_and_metrics(
     client: TestClient, ctx: AppContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:

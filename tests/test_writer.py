@@ -69,13 +69,19 @@ def test_a_write_not_committed_in_time_is_unavailable_not_acknowledged(
     async def scenario() -> None:
         writer = BatchWriter(sessions, gate=Stuck(), wait_seconds=0.2)  # type: ignore[arg-type]
         await writer.start()
+        committing = asyncio.ensure_future(writer.write(_note("committing")))
+        await asyncio.sleep(0.05)  # taken into a batch; the batch waits at the gate
         with pytest.raises(StoreUnavailable, match="nothing committed within"):
-            await writer.write(_note("stuck"))
-        held.release()  # the gate opens: the write lands after all (at least once)
+            await writer.write(_note("queued"))
+        with pytest.raises(StoreUnavailable):
+            await committing
+        held.release()  # the gate opens
         await writer.stop()
 
     asyncio.run(scenario())
-    assert _notes(sessions) == ["stuck"]
+    # The batch that was already committing lands (at least once); the write still
+    # queued when its caller got 503 is dropped, so that 503 meant "not stored".
+    assert _notes(sessions) == ["committing"]
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
@@ -120,3 +126,31 @@ def test_one_bad_write_does_not_fail_the_others_in_its_batch(
     assert results[0] is None and results[2] is None
     assert isinstance(results[1], StoreUnavailable)
     assert _notes(sessions) == ["a", "b"]
+
+
+def test_a_full_queue_refuses_instead_of_growing(sessions: sessionmaker[Session]) -> None:
+    held = threading.Lock()
+    held.acquire()
+
+    class Stuck:
+        def __enter__(self) -> None:
+            held.acquire()
+
+        def __exit__(self, *_: object) -> None:
+            held.release()
+
+    async def scenario() -> None:
+        writer = BatchWriter(sessions, gate=Stuck(), max_queued=3, wait_seconds=5)  # type: ignore[arg-type]
+        await writer.start()
+        first = asyncio.ensure_future(writer.write(_note("a")))
+        await asyncio.sleep(0.05)  # "a" is in the batch stuck at the gate
+        queued = [asyncio.ensure_future(writer.write(_note(n))) for n in "bcd"]
+        await asyncio.sleep(0.05)
+        with pytest.raises(StoreUnavailable, match="too many writes"):
+            await writer.write(_note("e"))
+        held.release()
+        await asyncio.gather(first, *queued)
+        await writer.stop()
+
+    asyncio.run(scenario())
+    assert _notes(sessions) == ["a", "b", "c", "d"]

@@ -97,7 +97,7 @@ def create_app(settings: Settings, *, ctx: AppContext | None = None) -> FastAPI:
     # the ~110 API routes first cost ~0.3 ms per request (benchmarks/README.md). The
     # runtime and token endpoints are the hot paths (see ostiary/runtime/endpoint.py).
     app.router.routes[:0] = [
-        *ops_routes(ctx, metrics),
+        *ops_routes(ctx, metrics, writer_alive=runtime.writer.alive),
         Route("/t/{subdomain}/http/{path:path}", runtime.handle, methods=["POST", "PUT"]),
         *OAuthServer(ctx, runtime).routes(),
     ]

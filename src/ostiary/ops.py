@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -150,8 +151,13 @@ class _BodyTooLarge(HTTPException):
         super().__init__(413, f"the body exceeds {max_bytes} bytes")
 
 
-def routes(ctx: AppContext, metrics: Metrics) -> list[Route]:
-    """The operations routes, as plain Starlette routes (no auth, no OpenAPI)."""
+def routes(
+    ctx: AppContext, metrics: Metrics, *, writer_alive: Callable[[], bool] = lambda: True
+) -> list[Route]:
+    """The operations routes, as plain Starlette routes (no auth, no OpenAPI).
+
+    ``/readyz`` is ready when the database answers and this process's store writer runs
+    (without it every store-mode call would get 503)."""
 
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -163,6 +169,10 @@ def routes(ctx: AppContext, metrics: Metrics) -> list[Route]:
         except Exception as exc:  # any driver error means "not ready"
             return JSONResponse(
                 {"status": "unavailable", "detail": type(exc).__name__}, status_code=503
+            )
+        if not writer_alive():
+            return JSONResponse(
+                {"status": "unavailable", "detail": "store writer stopped"}, status_code=503
             )
         return JSONResponse({"status": "ready"})
 

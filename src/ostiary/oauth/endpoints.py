@@ -28,6 +28,7 @@ from ostiary.oauth.rfc6749_token import check_grant, client_credentials
 from ostiary.oauth.rfc7662_introspection import introspect
 from ostiary.oauth.rfc9068_jwt import published
 from ostiary.runtime.endpoint import Runtime
+from ostiary.runtime.writer import StoreUnavailable
 
 MAX_FORM_BYTES = 64 * 1024
 
@@ -176,7 +177,14 @@ class OAuthServer:
         if access is not None:
             clock = self.ctx.clock
             # The commit bumps the grants version, which marks this process's snapshot stale.
-            await self.runtime.writer.write(
-                lambda session: rfc7009_revocation.revoke(session, clock=clock, access=access)
-            )
+            try:
+                await self.runtime.writer.write(
+                    lambda session: rfc7009_revocation.revoke(session, clock=clock, access=access)
+                )
+            except StoreUnavailable:  # not revoked: the client must be able to tell
+                return JSONResponse(
+                    {"error": "temporarily_unavailable", "error_description": "try again"},
+                    status_code=503,
+                    headers={**NO_STORE, "Retry-After": "1"},
+                )
         return Response(status_code=200, headers=NO_STORE)

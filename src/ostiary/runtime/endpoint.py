@@ -83,7 +83,8 @@ class Runtime:
         await self.writer.stop()
         await self.relay.close()
         await self.http.aclose()
-        self.gate.close()
+        if not self.writer.alive():  # a writer still stuck at the gate holds it
+            self.gate.close()
 
     # ------------------------------------------------------------ the endpoint
 

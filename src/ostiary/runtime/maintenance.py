@@ -32,7 +32,7 @@ async def maintenance(ctx: AppContext, runtime: Runtime) -> None:
         if since_retention >= RETENTION_SECONDS:
             since_retention = 0.0
             try:
-                await runtime.writer.write(lambda session: _retention(session, ctx))
+                await runtime.writer.write(lambda session: _retention(session, ctx), patient=True)
             except Exception:
                 log.warning("retention cleanup failed", exc_info=True)
 

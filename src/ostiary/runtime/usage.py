@@ -36,7 +36,7 @@ class LastUse:
         """Write the newest use of each user, never moving a time backwards."""
         from ostiary.oauth.models import OAuthClient
 
-        for user_id, when in seen.items():
+        for user_id, when in sorted(seen.items()):  # one order everywhere: no deadlocks
             if user_id.startswith("client:"):
                 session.execute(
                     update(OAuthClient)

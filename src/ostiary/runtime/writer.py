@@ -28,7 +28,7 @@ from typing import Any
 
 import anyio.to_thread
 from sqlalchemy import Dialect, Table, insert
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError
 from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger("ostiary.runtime")
@@ -60,17 +60,24 @@ class BatchWriter:
         gate: AbstractContextManager[None] | None = None,
         max_batch: int = 500,
         wait_seconds: float = 30.0,
+        max_queued: int = 20_000,
     ) -> None:
         self._sessions = sessions
         self._gate = gate or contextlib.nullcontext()
         self._max_batch = max_batch
         self._wait_seconds = wait_seconds
+        self._max_queued = max_queued
         self._pending: deque[_Item] = deque()
         self._ready = threading.Condition()
         self._stopping = False  # stop() was called: drain, then end
         self._dead = False  # the thread ended: nothing queued will ever be committed
         self._thread: threading.Thread | None = None
         self._inserts: dict[tuple[Table, Dialect], _Insert] = {}
+
+    def alive(self) -> bool:
+        """False once the writer thread has ended (stopped, or died)."""
+        thread = self._thread
+        return not self._dead and (thread is None or thread.is_alive())
 
     async def start(self) -> None:
         """Start the writer thread (once: a stopped writer stays stopped)."""
@@ -88,16 +95,20 @@ class BatchWriter:
             await anyio.to_thread.run_sync(thread.join, timeout)
         await asyncio.sleep(0)  # let the last batch's outcomes reach their futures
 
-    async def write(self, apply: Write) -> None:
+    async def write(self, apply: Write, *, patient: bool = False) -> None:
         """Run ``apply`` in a transaction; return once it is committed, or raise
-        ``StoreUnavailable`` (also when nothing was committed within ``wait_seconds``:
-        the write may still land later, so a caller's retry may store it twice, never lose
-        it)."""
+        ``StoreUnavailable``: also when it was not taken into a batch within
+        ``wait_seconds`` (it is then dropped, so a 503 means not stored; only a batch
+        already committing may still land). ``patient`` writes (housekeeping) wait as long
+        as it takes."""
         if self._thread is None:
             await self.start()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         self._put((apply, future))
+        if patient:
+            await future
+            return
         expiry = loop.call_later(self._wait_seconds, _expire, future, self._wait_seconds)
         try:
             await future
@@ -119,6 +130,8 @@ class BatchWriter:
         with self._ready:
             if self._dead or self._thread is None:
                 raise StoreUnavailable("the writer is stopped")
+            if len(self._pending) >= self._max_queued:
+                raise StoreUnavailable("too many writes waiting for the store")
             self._pending.append(item)
             if len(self._pending) == 1:
                 self._ready.notify()
@@ -135,8 +148,12 @@ class BatchWriter:
                     if not self._pending:
                         self._dead = True
                         return
-                    count = min(len(self._pending), self._max_batch)
-                    batch = [self._pending.popleft() for _ in range(count)]
+                    while self._pending and len(batch) < self._max_batch:
+                        item = self._pending.popleft()
+                        if not item[1].done():  # expired: its caller was told 503
+                            batch.append(item)
+                if not batch:
+                    continue
                 _hand_back(batch, self._commit_batch([apply for apply, _ in batch]))
                 batch = []
         except BaseException as exc:
@@ -152,7 +169,10 @@ class BatchWriter:
         try:
             self._commit(writes)
             return [None] * len(writes)
-        except (OperationalError, InterfaceError) as exc:
+        except DBAPIError as exc:
+            if not _store_wide(exc):
+                log.warning("batch of %d failed; retrying one by one", len(writes), exc_info=True)
+                return self._commit_each(writes)
             # The database is away, locked or broken: retrying each write would only wait
             # for the same failure many times over.
             log.warning("batch of %d failed: %s", len(writes), exc)
@@ -224,6 +244,15 @@ class _Insert:
             name: process(values[name]) if process else values[name]
             for name, process in self.columns
         }
+
+
+def _store_wide(exc: DBAPIError) -> bool:
+    """Whether ``exc`` is about the store as a whole (connection lost, database locked or
+    failing), not about one write of the batch (a deadlock victim, a bad statement)."""
+    if exc.connection_invalidated or isinstance(exc, InterfaceError):
+        return True
+    message = str(exc.orig).lower()
+    return any(sign in message for sign in ("database is locked", "disk i/o", "readonly"))
 
 
 def _hand_back(batch: list[_Item], outcomes: list[BaseException | None]) -> None:

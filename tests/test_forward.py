@@ -192,8 +192,8 @@ def test_relay_uses_the_environment_s_proxy_unless_no_proxy_says_otherwise(
 ) -> None:
     """The receiver fixture stands in for the proxy: a proxied request names the absolute
     URL in its request line."""
-    monkeypatch.setenv("HTTP_PROXY", receiver)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    monkeypatch.setenv("HTTP_PROXY", receiver.removeprefix("http://"))  # no scheme: allowed
+    monkeypatch.setenv("NO_PROXY", receiver.removeprefix("http://"))  # host:port
     for name in ("http_proxy", "no_proxy", "ALL_PROXY", "all_proxy"):
         monkeypatch.delenv(name, raising=False)
 

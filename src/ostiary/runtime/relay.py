@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import urllib.parse
 import urllib.request
+import weakref
 from dataclasses import dataclass
 
 import aiohttp
@@ -40,8 +41,8 @@ class RelayFailed(Exception):
 class Relay:
     """Posts payloads to receivers over a keep-alive pool; never retries.
 
-    Proxies come from ``HTTP_PROXY``/``HTTPS_PROXY``/``NO_PROXY`` like in other clients,
-    read once and decided once per receiver origin. aiohttp's own ``trust_env`` is off: it
+    Proxies come from ``HTTP_PROXY``/``HTTPS_PROXY`` (read at start) and ``NO_PROXY``
+    (urllib's rules), decided once per receiver origin. aiohttp's own ``trust_env`` is off: it
     would also send credentials from ``~/.netrc`` (even a ``default`` entry for any host)
     to receivers, whose URLs tenants choose.
     """
@@ -49,18 +50,22 @@ class Relay:
     def __init__(self, *, max_connections: int = 200, per_receiver: int = 100) -> None:
         self._max_connections = max_connections
         self._per_receiver = per_receiver
-        self._session: aiohttp.ClientSession | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._proxies = urllib.request.getproxies()
+        self._sessions: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, aiohttp.ClientSession
+        ] = weakref.WeakKeyDictionary()
+        self._proxies = {
+            scheme: url if "://" in url else f"http://{url}"  # curl and urllib allow that
+            for scheme, url in urllib.request.getproxies_environment().items()
+            if scheme in ("http", "https")
+        }
         self._proxy_for: dict[tuple[str, str], str | None] = {}
 
     def _current(self) -> aiohttp.ClientSession:
-        # A session belongs to the event loop it was made on.
+        # A session belongs to the event loop it was made on: one per loop.
         loop = asyncio.get_running_loop()
-        session = self._session
-        if session is None or session.closed or self._loop is not loop:
-            self._loop = loop
-            session = self._session = aiohttp.ClientSession(
+        session = self._sessions.get(loop)
+        if session is None or session.closed:
+            session = self._sessions[loop] = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(
                     limit=self._max_connections, limit_per_host=self._per_receiver
                 ),
@@ -74,7 +79,8 @@ class Relay:
         origin = (parts.scheme, parts.netloc)
         if origin not in self._proxy_for:
             proxy = self._proxies.get(parts.scheme)
-            bypass = proxy is None or urllib.request.proxy_bypass(parts.hostname or "")
+            host = parts.netloc.rpartition("@")[2]  # host[:port], as urllib's handler does
+            bypass = proxy is None or bool(urllib.request.proxy_bypass(host))
             self._proxy_for[origin] = None if bypass else proxy
         return self._proxy_for[origin]
 
@@ -114,7 +120,8 @@ class Relay:
             raise RelayFailed(f"receiver unreachable: {type(exc).__name__}") from None
 
     async def close(self) -> None:
-        """Close the pool."""
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        """Close the pool of the running loop (other loops' pools went with their loops)."""
+        session = self._sessions.pop(asyncio.get_running_loop(), None)
+        if session is not None:
+            await session.close()
+        self._sessions.clear()

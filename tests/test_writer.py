@@ -31,6 +31,25 @@ def _note(body: str):  # type: ignore[no-untyped-def]
     return apply
 
 
+class _Gate:
+    def __init__(self, held: threading.Lock) -> None:
+        self.held = held
+
+    def __enter__(self) -> None:
+        self.held.acquire()
+
+    def __exit__(self, *_: object) -> None:
+        self.held.release()
+
+
+def _stuck_gate() -> tuple[threading.Lock, _Gate]:
+    """A gate that stays shut (like another process that never lets go) until the test
+    releases the returned lock."""
+    held = threading.Lock()
+    held.acquire()
+    return held, _Gate(held)
+
+
 def _notes(sessions: sessionmaker[Session]) -> list[str]:
     with sessions() as session:
         return list(session.scalars(text("SELECT body FROM notes ORDER BY body")))
@@ -56,18 +75,10 @@ def test_a_write_not_committed_in_time_is_unavailable_not_acknowledged(
 ) -> None:
     """A writer stuck behind the gate (another process that never lets go) must not leave
     the caller waiting forever: it gets StoreUnavailable (503) after ``wait_seconds``."""
-    held = threading.Lock()
-    held.acquire()
-
-    class Stuck:
-        def __enter__(self) -> None:
-            held.acquire()
-
-        def __exit__(self, *_: object) -> None:
-            held.release()
+    held, gate = _stuck_gate()
 
     async def scenario() -> None:
-        writer = BatchWriter(sessions, gate=Stuck(), wait_seconds=0.2)  # type: ignore[arg-type]
+        writer = BatchWriter(sessions, gate=gate, wait_seconds=0.2)
         await writer.start()
         committing = asyncio.ensure_future(writer.write(_note("committing")))
         await asyncio.sleep(0.05)  # taken into a batch; the batch waits at the gate
@@ -129,18 +140,10 @@ def test_one_bad_write_does_not_fail_the_others_in_its_batch(
 
 
 def test_a_full_queue_refuses_instead_of_growing(sessions: sessionmaker[Session]) -> None:
-    held = threading.Lock()
-    held.acquire()
-
-    class Stuck:
-        def __enter__(self) -> None:
-            held.acquire()
-
-        def __exit__(self, *_: object) -> None:
-            held.release()
+    held, gate = _stuck_gate()
 
     async def scenario() -> None:
-        writer = BatchWriter(sessions, gate=Stuck(), max_queued=3, wait_seconds=5)  # type: ignore[arg-type]
+        writer = BatchWriter(sessions, gate=gate, max_queued=3, wait_seconds=5)
         await writer.start()
         first = asyncio.ensure_future(writer.write(_note("a")))
         await asyncio.sleep(0.05)  # "a" is in the batch stuck at the gate

@@ -507,3 +507,24 @@ def test_revocation_the_store_cannot_take_is_503_and_the_token_still_works(
     assert answer.json()["error"] == "temporarily_unavailable"
     live = setup.http.post("/oauth/introspect", data={"token": token, **auth}).json()
     assert live["active"] is True
+
+
+def test_oauth_endpoints_answer_503_when_the_grants_cannot_be_loaded(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    auth = {"client_id": setup.client_id, "client_secret": setup.secret}
+
+    def database_down() -> None:
+        raise ConnectionError("database unreachable")
+
+    monkeypatch.setattr(setup.ctx.grants, "get", database_down)
+    for path, form in (
+        ("/oauth/token", {"grant_type": "client_credentials", **auth}),
+        ("/oauth/introspect", {"token": "x", **auth}),
+        ("/oauth/revoke", {"token": "x", **auth}),
+    ):
+        answer = setup.http.post(path, data=form)
+        assert answer.status_code == 503, (path, answer.text)
+        assert answer.json()["error"] == "temporarily_unavailable"
+        assert answer.headers["Retry-After"] == "1"
+    assert setup.http.get("/oauth/jwks").status_code == 503

@@ -8,6 +8,7 @@ these handlers parse, throttle, audit and render.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from urllib.parse import parse_qsl
 
@@ -23,7 +24,14 @@ from ostiary.context import AppContext
 from ostiary.errors import Throttled
 from ostiary.oauth import rfc7009_revocation, rfc8414_metadata
 from ostiary.oauth.client_auth import AuthenticatedClient, ClientAuthenticator, _basic
-from ostiary.oauth.errors import NO_STORE, InvalidClient, InvalidRequest, OAuthError, SlowDown
+from ostiary.oauth.errors import (
+    NO_STORE,
+    InvalidClient,
+    InvalidRequest,
+    OAuthError,
+    SlowDown,
+    TemporarilyUnavailable,
+)
 from ostiary.oauth.rfc6749_token import check_grant, client_credentials
 from ostiary.oauth.rfc7662_introspection import introspect
 from ostiary.oauth.rfc9068_jwt import published
@@ -61,6 +69,9 @@ def _claimed_client(header: str, form: dict[str, str]) -> str:
         except InvalidClient:
             return ""
     return form.get("client_id", "")
+
+
+log = logging.getLogger("ostiary.oauth")
 
 
 class OAuthServer:
@@ -119,12 +130,20 @@ class OAuthServer:
 
         self.runtime.writer.submit(write)
 
+    def _snapshot(self) -> GrantSnapshot:
+        """The grants snapshot, or a 503 if it is stale and cannot be reloaded."""
+        try:
+            return self.ctx.grants.get()
+        except Exception as exc:
+            log.warning("no current grants snapshot", exc_info=True)
+            raise TemporarilyUnavailable("try again later") from exc
+
     async def token(self, request: Request) -> Response:
         """RFC 6749 §3.2."""
         try:
             form = await _form(request)
             check_grant(form)
-            snapshot, now = self.ctx.grants.get(), self.ctx.clock.now()
+            snapshot, now = self._snapshot(), self.ctx.clock.now()
             client = await self._authenticate(request, form, snapshot, now)
             body = client_credentials(
                 snapshot,
@@ -142,7 +161,11 @@ class OAuthServer:
 
     async def jwks(self, request: Request) -> Response:
         """The published public keys (RFC 7517), cacheable for five minutes."""
-        keys = [k.public_jwk for k in published(self.ctx.grants.get(), self.ctx.clock.now())]
+        try:
+            snapshot = self._snapshot()
+        except OAuthError as exc:
+            return exc.response()
+        keys = [k.public_jwk for k in published(snapshot, self.ctx.clock.now())]
         return JSONResponse({"keys": keys}, headers={"Cache-Control": "public, max-age=300"})
 
     async def metadata(self, request: Request) -> Response:
@@ -156,7 +179,7 @@ class OAuthServer:
         """RFC 7662 §2."""
         try:
             form = await _form(request)
-            snapshot, now = self.ctx.grants.get(), self.ctx.clock.now()
+            snapshot, now = self._snapshot(), self.ctx.clock.now()
             client = await self._authenticate(request, form, snapshot, now)
             body = introspect(snapshot, self.ctx.tokens, client=client, form=form, now=now)
         except OAuthError as exc:
@@ -167,7 +190,7 @@ class OAuthServer:
         """RFC 7009 §2."""
         try:
             form = await _form(request)
-            snapshot, now = self.ctx.grants.get(), self.ctx.clock.now()
+            snapshot, now = self._snapshot(), self.ctx.clock.now()
             client = await self._authenticate(request, form, snapshot, now)
             access = rfc7009_revocation.to_revoke(
                 snapshot, self.ctx.tokens, client=client, form=form, now=now
@@ -182,9 +205,5 @@ class OAuthServer:
                     lambda session: rfc7009_revocation.revoke(session, clock=clock, access=access)
                 )
             except StoreUnavailable:  # not revoked: the client must be able to tell
-                return JSONResponse(
-                    {"error": "temporarily_unavailable", "error_description": "try again"},
-                    status_code=503,
-                    headers={**NO_STORE, "Retry-After": "1"},
-                )
+                return TemporarilyUnavailable("the revocation could not be stored").response()
         return Response(status_code=200, headers=NO_STORE)

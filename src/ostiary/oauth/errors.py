@@ -78,3 +78,14 @@ class InvalidToken(OAuthError):
             "WWW-Authenticate": 'Bearer realm="ostiary", error="invalid_token", '
             f'error_description="{self.description}"'
         }
+
+
+class TemporarilyUnavailable(OAuthError):
+    """The grants could not be loaded or a change could not be stored: try again."""
+
+    status_code = 503
+    error = "temporarily_unavailable"
+
+    def headers(self) -> dict[str, str]:
+        """Ask for a retry."""
+        return {**NO_STORE, "Retry-After": "1"}

@@ -157,3 +157,37 @@ def test_a_full_queue_refuses_instead_of_growing(sessions: sessionmaker[Session]
 
     asyncio.run(scenario())
     assert _notes(sessions) == ["a", "b", "c", "d"]
+
+
+def test_an_unreachable_store_fails_a_batch_at_once_without_retrying_each_write() -> None:
+    """Retrying each write of a batch against a database that cannot be reached would make
+    every caller wait for one connection attempt per queued write."""
+    engine = make_engine("postgresql+psycopg://nobody@127.0.0.1:1/nothing", pool=False)
+    entries: list[int] = []
+    first_may_go = threading.Event()
+
+    class CountingGate:
+        def __enter__(self) -> None:
+            entries.append(1)
+            if len(entries) == 1:
+                first_may_go.wait(5)  # until the other writes are queued behind it
+
+        def __exit__(self, *_: object) -> None:
+            pass
+
+    async def scenario() -> list[BaseException | None]:
+        writer = BatchWriter(make_session_factory(engine), gate=CountingGate())
+        await writer.start()
+        first = asyncio.ensure_future(writer.write(_note("first")))
+        await asyncio.sleep(0.05)
+        rest = [asyncio.ensure_future(writer.write(_note(f"n{i}"))) for i in range(9)]
+        await asyncio.sleep(0.05)
+        first_may_go.set()
+        results = await asyncio.gather(first, *rest, return_exceptions=True)
+        await writer.stop()
+        return list(results)
+
+    results = asyncio.run(scenario())
+    engine.dispose()
+    assert all(isinstance(r, StoreUnavailable) for r in results)
+    assert len(entries) == 2  # the first write's batch, then one batch of the other nine

@@ -29,6 +29,7 @@ from typing import Any
 import anyio.to_thread
 from sqlalchemy import Dialect, Table, insert
 from sqlalchemy.exc import DBAPIError, InterfaceError
+from sqlalchemy.exc import TimeoutError as SATimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger("ostiary.runtime")
@@ -154,7 +155,7 @@ class BatchWriter:
                             batch.append(item)
                 if not batch:
                     continue
-                _hand_back(batch, self._commit_batch([apply for apply, _ in batch]))
+                _hand_back(batch, self._commit_batch(batch))
                 batch = []
         except BaseException as exc:
             with self._ready:
@@ -164,22 +165,32 @@ class BatchWriter:
             _hand_back(batch, [exc] * len(batch))
             raise
 
-    def _commit_batch(self, writes: list[Write]) -> list[BaseException | None]:
-        """Commit ``writes`` together; if that fails for one write's sake, one by one."""
+    def _commit_batch(self, batch: list[_Item]) -> list[BaseException | None]:
+        """Commit the batch together. If that fails because of one write (bad data, a
+        deadlock victim), commit the writes one by one; if the store itself failed, fail
+        them all at once: retrying each would wait for the same failure many times over."""
         try:
-            self._commit(writes)
-            return [None] * len(writes)
-        except DBAPIError as exc:
-            if not _store_wide(exc):
-                log.warning("batch of %d failed; retrying one by one", len(writes), exc_info=True)
-                return self._commit_each(writes)
-            # The database is away, locked or broken: retrying each write would only wait
-            # for the same failure many times over.
-            log.warning("batch of %d failed: %s", len(writes), exc)
-            return [exc] * len(writes)
-        except Exception:
-            log.warning("batch of %d failed; retrying one by one", len(writes), exc_info=True)
-            return self._commit_each(writes)
+            self._commit([apply for apply, _ in batch])
+            return [None] * len(batch)
+        except Exception as exc:
+            if _store_wide(exc):
+                log.warning("batch of %d failed: %s", len(batch), exc)
+                return [exc] * len(batch)
+            log.warning("batch of %d failed; retrying one by one", len(batch), exc_info=True)
+        outcomes: list[BaseException | None] = []
+        for apply, future in batch:
+            if future.done():  # its caller has been told 503 meanwhile: leave it out
+                outcomes.append(None)
+                continue
+            try:
+                self._commit([apply])
+                outcomes.append(None)
+            except Exception as exc:
+                outcomes.append(exc)
+                if _store_wide(exc):  # the store went away meanwhile: fail the rest too
+                    outcomes += [exc] * (len(batch) - len(outcomes))
+                    break
+        return outcomes
 
     def _commit(self, writes: list[Write]) -> None:
         with self._gate, self._sessions() as session, session.begin():
@@ -193,16 +204,6 @@ class BatchWriter:
                 self._insert(session, rows)  # keep the order of rows and other writes
                 apply(session)
             self._insert(session, rows)
-
-    def _commit_each(self, writes: list[Write]) -> list[BaseException | None]:
-        outcomes: list[BaseException | None] = []
-        for apply in writes:
-            try:
-                self._commit([apply])
-                outcomes.append(None)
-            except Exception as exc:
-                outcomes.append(exc)
-        return outcomes
 
     def _insert(self, session: Session, rows: list[Row]) -> None:
         """Insert ``rows`` (all of one table) in one executemany, and empty the list."""
@@ -246,13 +247,38 @@ class _Insert:
         }
 
 
-def _store_wide(exc: DBAPIError) -> bool:
-    """Whether ``exc`` is about the store as a whole (connection lost, database locked or
-    failing), not about one write of the batch (a deadlock victim, a bad statement)."""
+#: SQLSTATE classes that are about one statement, not the store: data exceptions,
+#: integrity violations, deadlock or serialization victims, syntax or access rule errors.
+_ONE_WRITE_SQLSTATE_CLASSES = ("22", "23", "40", "42")
+#: SQLite result codes that are about the database as a whole.
+_STORE_WIDE_SQLITE = (
+    "SQLITE_BUSY",
+    "SQLITE_LOCKED",
+    "SQLITE_IOERR",
+    "SQLITE_FULL",
+    "SQLITE_READONLY",
+    "SQLITE_CANTOPEN",
+    "SQLITE_CORRUPT",
+    "SQLITE_NOTADB",
+)
+
+
+def _store_wide(exc: BaseException) -> bool:
+    """Whether ``exc`` is about the store as a whole (unreachable, locked, full, read-only,
+    out of pooled connections) rather than about one write of the batch."""
+    if isinstance(exc, SATimeoutError):  # no pooled connection came free
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False  # a bug or bad value in one write's own code
     if exc.connection_invalidated or isinstance(exc, InterfaceError):
         return True
-    message = str(exc.orig).lower()
-    return any(sign in message for sign in ("database is locked", "disk i/o", "readonly"))
+    sqlite_code = getattr(exc.orig, "sqlite_errorname", None)
+    if sqlite_code is not None:
+        return str(sqlite_code).startswith(_STORE_WIDE_SQLITE)
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if sqlstate:
+        return not str(sqlstate).startswith(_ONE_WRITE_SQLSTATE_CLASSES)
+    return True  # no code to go by (e.g. could not connect at all)
 
 
 def _hand_back(batch: list[_Item], outcomes: list[BaseException | None]) -> None:

@@ -221,3 +221,19 @@ def test_receiver_answer_over_the_flow_limit_is_502(
     answer = client.post("/t/acme/http/big", content=b"x", headers=f.basic(user, secret))
     assert answer.status_code == 502
     assert "larger than 1024 bytes" in _mpl(client, root, "big")["detail"]
+
+
+def test_a_delivered_message_is_answered_even_if_its_mpl_entry_cannot_be_stored(
+    client: TestClient, ctx: AppContext, receiver: str
+) -> None:
+    """The receiver already has it: a 503 would make the sender deliver it twice."""
+    _, user, secret = _setup(client, ctx, receiver)
+    with ctx.engine.begin() as connection:
+        connection.exec_driver_sql("ALTER TABLE messages RENAME TO messages_away")
+    try:
+        answer = client.post("/t/acme/http/ok", content=b"<a/>", headers=f.basic(user, secret))
+    finally:
+        with ctx.engine.begin() as connection:
+            connection.exec_driver_sql("ALTER TABLE messages_away RENAME TO messages")
+    assert answer.status_code == 201 and answer.json() == {"accepted": True}
+    assert len(Receiver.received) == 1

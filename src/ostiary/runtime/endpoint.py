@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, cast
@@ -231,7 +230,9 @@ class Runtime:
         try:
             await self.writer.write(_message(accepted, status, None, started, detail=detail))
         except StoreUnavailable:
-            return _json(503, STORE_UNAVAILABLE, {"Retry-After": "1"})
+            # The receiver has (or has not) had the message already: answer what it said,
+            # so the sender does not retry a delivery that happened; only the MPL misses it.
+            log.warning("MPL entry of forwarded message %s not stored", accepted.message_id)
         if answer is None or detail:
             return JSONResponse(
                 {"error": "bad_gateway", "detail": detail, "message_id": accepted.message_id},
@@ -272,9 +273,8 @@ class Recheck:
     def __init__(self, refresh: Callable[[], GrantSnapshot], *, timeout: float = 2.0) -> None:
         self._refresh = refresh
         self._timeout = timeout
-        self._reads: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, tuple[float, asyncio.Task[GrantSnapshot]]
-        ] = weakref.WeakKeyDictionary()
+        self._reads: dict[asyncio.AbstractEventLoop, tuple[float, asyncio.Task[GrantSnapshot]]]
+        self._reads = {}
         self._latest: tuple[float, GrantSnapshot] | None = None
 
     async def since(self, arrived: float, fallback: GrantSnapshot) -> GrantSnapshot:
@@ -295,13 +295,23 @@ class Recheck:
             if current is None or current[1].done():
                 started = time.monotonic()
                 task = loop.create_task(self._read(started))
-                task.add_done_callback(_retrieve)
                 current = self._reads[loop] = (started, task)
+                task.add_done_callback(self._finished)
             started, task = current
             snapshot = await asyncio.shield(task)
             if started >= arrived:
                 return snapshot
             # That read began before this request arrived: wait for the next one.
+
+    def _finished(self, task: asyncio.Task[GrantSnapshot]) -> None:
+        # Only reads in flight are held (the task refers to its loop: holding it would keep
+        # the loop alive). Marks the outcome as seen even if every waiter went away.
+        loop = task.get_loop()
+        current = self._reads.get(loop)
+        if current is not None and current[1] is task:
+            del self._reads[loop]
+        if not task.cancelled():
+            task.exception()
 
     async def _read(self, started: float) -> GrantSnapshot:
         try:
@@ -312,12 +322,6 @@ class Recheck:
         if self._latest is None or started > self._latest[0]:
             self._latest = (started, snapshot)
         return snapshot
-
-
-def _retrieve(task: asyncio.Task[GrantSnapshot]) -> None:
-    """Mark a read's outcome as seen even if every waiter went away (logged in _read)."""
-    if not task.cancelled():
-        task.exception()
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import urllib.parse
 import urllib.request
-import weakref
 from dataclasses import dataclass
 
 import aiohttp
@@ -50,9 +49,7 @@ class Relay:
     def __init__(self, *, max_connections: int = 200, per_receiver: int = 100) -> None:
         self._max_connections = max_connections
         self._per_receiver = per_receiver
-        self._sessions: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, aiohttp.ClientSession
-        ] = weakref.WeakKeyDictionary()
+        self._sessions: dict[asyncio.AbstractEventLoop, aiohttp.ClientSession] = {}
         self._proxies = {
             scheme: url if "://" in url else f"http://{url}"  # curl and urllib allow that
             for scheme, url in urllib.request.getproxies_environment().items()
@@ -65,6 +62,9 @@ class Relay:
         loop = asyncio.get_running_loop()
         session = self._sessions.get(loop)
         if session is None or session.closed:
+            # Sessions of loops that have ended went with them (nothing left to close).
+            for gone in [other for other in self._sessions if other.is_closed()]:
+                del self._sessions[gone]
             session = self._sessions[loop] = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(
                     limit=self._max_connections, limit_per_host=self._per_receiver
@@ -80,7 +80,9 @@ class Relay:
         if origin not in self._proxy_for:
             proxy = self._proxies.get(parts.scheme)
             host = parts.netloc.rpartition("@")[2]  # host[:port], as urllib's handler does
-            bypass = proxy is None or bool(urllib.request.proxy_bypass(host))
+            bypass = proxy is None or any(  # "host:port" entries, and bare IPv6 names
+                urllib.request.proxy_bypass(name) for name in (host, parts.hostname or "")
+            )
             self._proxy_for[origin] = None if bypass else proxy
         return self._proxy_for[origin]
 
@@ -120,8 +122,7 @@ class Relay:
             raise RelayFailed(f"receiver unreachable: {type(exc).__name__}") from None
 
     async def close(self) -> None:
-        """Close the pool of the running loop (other loops' pools went with their loops)."""
+        """Close the running loop's pool (another loop's pool is closed on that loop)."""
         session = self._sessions.pop(asyncio.get_running_loop(), None)
         if session is not None:
             await session.close()
-        self._sessions.clear()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import itertools
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from ostiary.context import AppContext
 from ostiary.crypto import generate_secret
@@ -93,3 +95,15 @@ def technical_user(
 def admin(ctx: AppContext, **kwargs: object) -> User:
     """A platform administrator."""
     return person(ctx, platform_admin=True, given_name="Pat", family_name="Admin", **kwargs)  # type: ignore[arg-type]
+
+
+@contextmanager
+def messages_table_away(ctx: AppContext) -> Iterator[None]:
+    """The message table cannot be written for a while (renamed away and back)."""
+    with ctx.engine.begin() as connection:
+        connection.exec_driver_sql("ALTER TABLE messages RENAME TO messages_away")
+    try:
+        yield
+    finally:
+        with ctx.engine.begin() as connection:
+            connection.exec_driver_sql("ALTER TABLE messages_away RENAME TO messages")

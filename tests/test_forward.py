@@ -145,11 +145,16 @@ def test_receiver_timeout_is_502_and_marked_failed(
     assert len([r for r in Receiver.received if r[0] == "/slow"]) == 1  # no retry
 
 
-def test_unreachable_receiver_is_502(client: TestClient, ctx: AppContext, receiver: str) -> None:
+@pytest.mark.parametrize(
+    ("flow", "detail"), [("gone", "unreachable"), ("big", "larger than 1024 bytes")]
+)
+def test_unreachable_receiver_or_oversize_answer_is_502(
+    client: TestClient, ctx: AppContext, receiver: str, flow: str, detail: str
+) -> None:
     root, user, secret = _setup(client, ctx, receiver)
-    answer = client.post("/t/acme/http/gone", content=b"x", headers=f.basic(user, secret))
+    answer = client.post(f"/t/acme/http/{flow}", content=b"x", headers=f.basic(user, secret))
     assert answer.status_code == 502
-    assert "unreachable" in _mpl(client, root, "gone")["detail"]
+    assert detail in _mpl(client, root, flow)["detail"]
 
 
 def test_relay_keeps_no_cookies_and_invents_no_content_type(
@@ -214,26 +219,12 @@ def test_relay_uses_the_environment_s_proxy_unless_no_proxy_says_otherwise(
     assert [path for path, _, _ in Receiver.received] == ["http://receiver.example/ok", "/ok"]
 
 
-def test_receiver_answer_over_the_flow_limit_is_502(
-    client: TestClient, ctx: AppContext, receiver: str
-) -> None:
-    root, user, secret = _setup(client, ctx, receiver)
-    answer = client.post("/t/acme/http/big", content=b"x", headers=f.basic(user, secret))
-    assert answer.status_code == 502
-    assert "larger than 1024 bytes" in _mpl(client, root, "big")["detail"]
-
-
 def test_a_delivered_message_is_answered_even_if_its_mpl_entry_cannot_be_stored(
     client: TestClient, ctx: AppContext, receiver: str
 ) -> None:
     """The receiver already has it: a 503 would make the sender deliver it twice."""
     _, user, secret = _setup(client, ctx, receiver)
-    with ctx.engine.begin() as connection:
-        connection.exec_driver_sql("ALTER TABLE messages RENAME TO messages_away")
-    try:
+    with f.messages_table_away(ctx):
         answer = client.post("/t/acme/http/ok", content=b"<a/>", headers=f.basic(user, secret))
-    finally:
-        with ctx.engine.begin() as connection:
-            connection.exec_driver_sql("ALTER TABLE messages_away RENAME TO messages")
     assert answer.status_code == 201 and answer.json() == {"accepted": True}
     assert len(Receiver.received) == 1

@@ -302,16 +302,11 @@ def test_store_unavailable_gets_503_and_nothing_is_acknowledged(tenant: Tenant) 
         return list(answer.json()["items"])
 
     before = len(messages())
-    with tenant.ctx.engine.begin() as connection:
-        connection.exec_driver_sql("ALTER TABLE messages RENAME TO messages_away")
-    try:
+    with f.messages_table_away(tenant.ctx):
         answer = tenant.send(tenant.sender, tenant.secret)
-        assert answer.status_code == 503, answer.text
-        assert answer.headers["Retry-After"] == "1"
-        assert answer.json()["error"] == "store_unavailable"
-    finally:
-        with tenant.ctx.engine.begin() as connection:
-            connection.exec_driver_sql("ALTER TABLE messages_away RENAME TO messages")
+    assert answer.status_code == 503, answer.text
+    assert answer.headers["Retry-After"] == "1"
+    assert answer.json()["error"] == "store_unavailable"
     stored = tenant.send(tenant.sender, tenant.secret)
     assert stored.status_code == 200
     listed = messages()

@@ -4,9 +4,11 @@ Members and Authorizations (C2), technical user passwords appear once (C3, C5)."
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 from fastapi.testclient import TestClient
 
+from ostiary.clock import FrozenClock
 from ostiary.context import AppContext
 from ostiary.identity.models import User
 from tests import factories as f
@@ -64,6 +66,26 @@ def test_signed_out_visitor_is_sent_to_sign_in(client: TestClient, ctx: AppConte
         answer = client.get(path, follow_redirects=False)
         assert answer.status_code == 303
         assert answer.headers["location"] == "/console/signin"
+
+
+def test_signed_in_with_an_expired_password_is_sent_to_change_it(
+    client: TestClient, ctx: AppContext, clock: FrozenClock
+) -> None:
+    user = f.person(ctx)
+    clock.advance(timedelta(days=91))
+    form = client.get("/console/signin")
+    client.post(
+        "/console/signin",
+        data={
+            "csrf_token": csrf_token(form.text),
+            "identifier": user.user_id,
+            "password": f.DEFAULT_PASSWORD,
+        },
+    )
+    for path in ("/console/subaccounts", "/console/technical-users"):
+        answer = client.get(path, follow_redirects=False)
+        assert answer.status_code == 303
+        assert answer.headers["location"].startswith("/console/account/password")
 
 
 def test_viewer_cannot_add_a_member_and_gets_a_403_page(

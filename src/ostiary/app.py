@@ -20,6 +20,7 @@ from ostiary.api import oauth_clients as oauth_clients_api
 from ostiary.api import runtime as runtime_api
 from ostiary.api import tenancy as tenancy_api
 from ostiary.api import users as users_api
+from ostiary.console import guard as console_guard
 from ostiary.console import oauth_views as console_oauth
 from ostiary.console import runtime_views as console_runtime
 from ostiary.console import security_views as console_security
@@ -80,6 +81,7 @@ def create_app(settings: Settings, *, ctx: AppContext | None = None) -> FastAPI:
     app.state.runtime = runtime
     metrics = Metrics()
     errors.install(app)
+    console_guard.install(app)
     app.include_router(identity_api.router)
     app.include_router(tenancy_api.router)
     app.include_router(access_api.router)

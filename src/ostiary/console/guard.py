@@ -1,6 +1,7 @@
 """What every signed-in console page shares: who looks, what they may do, how errors show.
 
-Pages call ``signed_in`` first (signed-out visitors go to the sign-in page), check the
+Pages call ``signed_in`` first (signed-out visitors are redirected to the sign-in page
+through ``SignInFirst``), check the
 member role through ``authorized`` (``ostiary.api.deps.authorize``, like the admin API does),
 and answer any ``OstiaryError`` with ``problem``: a page naming the status, never a 500.
 A form that fails for any other reason than a refusal shows again through ``page``, with the
@@ -13,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, NamedTuple
 
-from fastapi import Request
+from fastapi import FastAPI, Request
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
@@ -38,14 +39,33 @@ HEADINGS = {
 }
 
 
-def signed_in(request: Request, ctx: AppContext) -> Viewer | Response:
-    """The signed-in viewer, or the redirect a signed-out visitor (or an expired password) gets."""
+class SignInFirst(Exception):
+    """A page for signed-in users was asked for by someone who must sign in (or change an
+    expired password) first; ``install``'s handler answers with ``response``."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__("sign in first")
+        self.response = response
+
+
+def signed_in(request: Request, ctx: AppContext) -> Viewer:
+    """The signed-in viewer; a signed-out visitor (or an expired password) is redirected."""
     seen = viewer(request, ctx)
     if seen.user is None:
-        return redirect(ctx, "/console/signin")
+        raise SignInFirst(redirect(ctx, "/console/signin"))
     if seen.must_change_password:
-        return redirect(ctx, "/console/account/password", flash="must_change")
+        raise SignInFirst(redirect(ctx, "/console/account/password", flash="must_change"))
     return seen
+
+
+async def _sign_in_first(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, SignInFirst)
+    return exc.response
+
+
+def install(app: FastAPI) -> None:
+    """Answer ``SignInFirst`` with its redirect."""
+    app.add_exception_handler(SignInFirst, _sign_in_first)
 
 
 def principal(seen: Viewer) -> Principal:

@@ -49,8 +49,6 @@ def messages(
 ) -> Response:
     """The message processing log, newest first, with filters and a Next page link."""
     seen = signed_in(request, ctx)
-    if isinstance(seen, Response):
-        return seen
     filters = {"flow": flow, "sender": sender, "status": status, "since": since, "until": until}
     error: InvalidInput | None = None
     page = mpl.MessagePage(items=[], next_cursor=None)
@@ -104,8 +102,6 @@ def messages(
 def message(request: Request, ctx: Ctx, subdomain: str, message_id: str) -> Response:
     """One MPL entry: who sent it with which credential, and a link to the stored payload."""
     seen = signed_in(request, ctx)
-    if isinstance(seen, Response):
-        return seen
     try:
         with authorized(ctx, seen, subdomain, Permission.messages_read) as here:
             found = mpl.get_message(here.session, subaccount=here.subaccount, message_id=message_id)

@@ -154,8 +154,6 @@ def _list_page(
 def client_list(request: Request, ctx: Ctx, subdomain: str) -> Response:
     """The sub-account's OAuth clients, and (for credentials_write holders) the form for one."""
     seen = signed_in(request, ctx)
-    if isinstance(seen, Response):
-        return seen
     return _list_page(request, ctx, seen, subdomain)
 
 
@@ -200,8 +198,6 @@ def create_client(
 ) -> Response:
     """Create a client acting as a technical user; its secret is on this answer only."""
     seen = signed_in(request, ctx)
-    if isinstance(seen, Response):
-        return seen
     form = {
         "technical_user": technical_user,
         "user_id": user_id,
@@ -277,8 +273,6 @@ def _detail_page(
 def client_detail(request: Request, ctx: Ctx, subdomain: str, client_id: str) -> Response:
     """One client: what it acts as, its secrets, and rotate / retire / disable / delete."""
     seen = signed_in(request, ctx)
-    if isinstance(seen, Response):
-        return seen
     return _detail_page(request, ctx, seen, subdomain, client_id)
 
 
@@ -335,8 +329,6 @@ def change_client(
 ) -> Response:
     """Rotate (the new secret is on this answer only), retire a secret, disable, enable, delete."""
     seen = signed_in(request, ctx)
-    if isinstance(seen, Response):
-        return seen
     try:
         check_csrf(seen, csrf_token)
         if action not in ACTIONS:

@@ -128,8 +128,6 @@ def _flows_page(
 def flow_list(request: Request, ctx: Ctx, subdomain: str) -> Response:
     """The flows of a sub-account, and (for flows_write holders) the form for a new one."""
     seen = signed_in(request, ctx)
-    if isinstance(seen, Response):
-        return seen
     return _flows_page(request, ctx, seen, subdomain)
 
 
@@ -150,8 +148,6 @@ def create_flow(
 ) -> Response:
     """Create a flow at ``/t/{subdomain}/http/{path}``."""
     seen = signed_in(request, ctx)
-    if isinstance(seen, Response):
-        return seen
     form: dict[str, Any] = {
         "path": path,
         "required_role": required_role,
@@ -245,8 +241,6 @@ def flow_detail(
 ) -> Response:
     """One flow: settings, enable/disable, delete, and why a given user may call it."""
     seen = signed_in(request, ctx)
-    if isinstance(seen, Response):
-        return seen
     return _flow_page(request, ctx, seen, subdomain, path, user_id=user_id)
 
 
@@ -268,8 +262,6 @@ def change_flow(
 ) -> Response:
     """Save, enable, disable or delete a flow (one URL: a flow path may end in any word)."""
     seen = signed_in(request, ctx)
-    if isinstance(seen, Response):
-        return seen
     form = {
         "required_role": required_role,
         "auth": auth,
@@ -324,8 +316,6 @@ def explain_technical_user(
 ) -> Response:
     """Why a technical user may or may not call a flow of a sub-account."""
     seen = signed_in(request, ctx)
-    if isinstance(seen, Response):
-        return seen
     try:
         if not subdomain.strip() or not flow.strip():
             raise InvalidInput("enter the sub-account and the flow path to explain")

@@ -35,8 +35,6 @@ def authorizations(
 ) -> Response:
     """Users of the sub-account with their role collections, searchable; or open one by ID."""
     seen = signed_in(request, ctx)
-    if isinstance(seen, Response):
-        return seen
     missing: NotFound | None = None
     try:
         with authorized(ctx, seen, subdomain, Permission.assignments_read) as here:
@@ -75,8 +73,6 @@ def _user_url(subdomain: str, user_id: str) -> str:
 def user_authorizations(request: Request, ctx: Ctx, subdomain: str, user_id: str) -> Response:
     """One user's role collections in the sub-account, with a checkbox for every collection."""
     seen = signed_in(request, ctx)
-    if isinstance(seen, Response):
-        return seen
     try:
         with authorized(ctx, seen, subdomain, Permission.assignments_read) as here:
             user = identity.get_user(here.session, user_id=user_id)
@@ -117,8 +113,6 @@ def save_user_authorizations(
 ) -> Response:
     """Replace the user's role collections in the sub-account with the checked ones."""
     seen = signed_in(request, ctx)
-    if isinstance(seen, Response):
-        return seen
     try:
         check_csrf(seen, csrf_token)
         with authorized(ctx, seen, subdomain, Permission.assignments_write, write=True) as here:
@@ -175,8 +169,6 @@ def _collections_page(
 def role_collections(request: Request, ctx: Ctx, subdomain: str) -> Response:
     """Role collections with their roles, and (for Administrators) the create form."""
     seen = signed_in(request, ctx)
-    if isinstance(seen, Response):
-        return seen
     return _collections_page(request, ctx, seen, subdomain)
 
 
@@ -192,8 +184,6 @@ def create_role_collection(
 ) -> Response:
     """Create a role collection from the checked roles."""
     seen = signed_in(request, ctx)
-    if isinstance(seen, Response):
-        return seen
     form: dict[str, object] = {"name": name, "description": description, "roles": roles}
     try:
         check_csrf(seen, csrf_token)
@@ -256,8 +246,6 @@ def _roles_page(
 def roles(request: Request, ctx: Ctx, subdomain: str) -> Response:
     """Built-in role templates and custom roles."""
     seen = signed_in(request, ctx)
-    if isinstance(seen, Response):
-        return seen
     return _roles_page(request, ctx, seen, subdomain)
 
 
@@ -272,8 +260,6 @@ def create_role(
 ) -> Response:
     """Define a custom role such as ``Orders.send``."""
     seen = signed_in(request, ctx)
-    if isinstance(seen, Response):
-        return seen
     try:
         check_csrf(seen, csrf_token)
         with authorized(ctx, seen, subdomain, Permission.roles_write, write=True) as here:

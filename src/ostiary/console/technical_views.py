@@ -59,8 +59,6 @@ def _mine_page(
 def mine(request: Request, ctx: Ctx) -> Response:
     """The technical users I own, and the form for a new one (no mailbox needed, C3)."""
     seen = signed_in(request, ctx)
-    if isinstance(seen, Response):
-        return seen
     return _mine_page(request, ctx, seen)
 
 
@@ -90,8 +88,6 @@ def create(
 ) -> Response:
     """Create a technical user owned by me; its password is shown on this answer only."""
     seen = signed_in(request, ctx)
-    if isinstance(seen, Response):
-        return seen
     form = {"display_name": display_name, "description": description, "subdomain": subdomain}
     try:
         check_csrf(seen, csrf_token)
@@ -178,8 +174,6 @@ def _detail_page(
 def detail(request: Request, ctx: Ctx, user_id: str) -> Response:
     """One technical user, with Reset password and Transfer ownership."""
     seen = signed_in(request, ctx)
-    if isinstance(seen, Response):
-        return seen
     return _detail_page(request, ctx, seen, user_id)
 
 
@@ -187,8 +181,6 @@ def detail(request: Request, ctx: Ctx, user_id: str) -> Response:
 def reset_password(request: Request, ctx: Ctx, user_id: str, csrf_token: Field = "") -> Response:
     """Replace the password; the new one is shown once, the old one stops working at once."""
     seen = signed_in(request, ctx)
-    if isinstance(seen, Response):
-        return seen
     try:
         check_csrf(seen, csrf_token)
         with transaction(ctx.sessions) as session:
@@ -205,8 +197,6 @@ def transfer(
 ) -> Response:
     """Hand the technical user to another person."""
     seen = signed_in(request, ctx)
-    if isinstance(seen, Response):
-        return seen
     try:
         check_csrf(seen, csrf_token)
         with transaction(ctx.sessions) as session:
@@ -230,8 +220,6 @@ def inventory(
 ) -> Response:
     """Every technical user of the sub-account with owner, credentials and roles (C5)."""
     seen = signed_in(request, ctx)
-    if isinstance(seen, Response):
-        return seen
     try:
         with authorized(ctx, seen, subdomain, Permission.technical_users_read) as here:
             rows = technical.inventory(

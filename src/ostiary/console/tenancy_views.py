@@ -71,8 +71,6 @@ def _list_page(
 def subaccounts(request: Request, ctx: Ctx) -> Response:
     """The sub-accounts the user may see; platform administrators can create one."""
     seen = signed_in(request, ctx)
-    if isinstance(seen, Response):
-        return seen
     return _list_page(request, ctx, seen)
 
 
@@ -87,8 +85,6 @@ def create_subaccount(
 ) -> Response:
     """Create a sub-account (platform administrators); its creator becomes Administrator."""
     seen = signed_in(request, ctx)
-    if isinstance(seen, Response):
-        return seen
     form = {"subdomain": subdomain, "display_name": display_name, "plan": plan}
     try:
         check_csrf(seen, csrf_token)
@@ -118,8 +114,6 @@ def create_subaccount(
 def overview(request: Request, ctx: Ctx, subdomain: str) -> Response:
     """Plan, limits against use, and one-click links to Members and Authorizations (C2)."""
     seen = signed_in(request, ctx)
-    if isinstance(seen, Response):
-        return seen
     try:
         with authorized(ctx, seen, subdomain, Permission.subaccount_read) as here:
             used = tenancy.usage(here.session, subaccount=here.subaccount)
@@ -176,8 +170,6 @@ def _members_page(
 def members(request: Request, ctx: Ctx, subdomain: str) -> Response:
     """The members of a sub-account, and (for Administrators) the Add form."""
     seen = signed_in(request, ctx)
-    if isinstance(seen, Response):
-        return seen
     return _members_page(request, ctx, seen, subdomain)
 
 
@@ -193,8 +185,6 @@ def add_member(
 ) -> Response:
     """Add a user by user ID with member roles and a description (SPEC §2 step 5)."""
     seen = signed_in(request, ctx)
-    if isinstance(seen, Response):
-        return seen
     form: dict[str, object] = {"user_id": user_id, "roles": roles, "description": description}
     try:
         check_csrf(seen, csrf_token)
@@ -252,8 +242,6 @@ def _member_page(
 def member(request: Request, ctx: Ctx, subdomain: str, user_id: str) -> Response:
     """Change a member's roles or description, or remove the member."""
     seen = signed_in(request, ctx)
-    if isinstance(seen, Response):
-        return seen
     return _member_page(request, ctx, seen, subdomain, user_id)
 
 
@@ -269,8 +257,6 @@ def change_member(
 ) -> Response:
     """Save a member's roles and description; the last Administrator stays one."""
     seen = signed_in(request, ctx)
-    if isinstance(seen, Response):
-        return seen
     try:
         check_csrf(seen, csrf_token)
         with authorized(ctx, seen, subdomain, Permission.members_write, write=True) as here:
@@ -296,8 +282,6 @@ def remove_member(
 ) -> Response:
     """Remove a member; their role collections in this sub-account go with them."""
     seen = signed_in(request, ctx)
-    if isinstance(seen, Response):
-        return seen
     try:
         check_csrf(seen, csrf_token)
         with authorized(ctx, seen, subdomain, Permission.members_write, write=True) as here:

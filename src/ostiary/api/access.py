@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
@@ -272,26 +273,45 @@ def get_assignments(subdomain: str, user_id: str, ctx: Ctx, principal: Caller) -
     return AssignmentOut(user_id=user.user_id, role_collections=names)
 
 
-@router.put("/users/{user_id}/role-collections", response_model=AssignmentOut)
-def set_assignments(
-    subdomain: str, user_id: str, body: AssignmentIn, ctx: Ctx, principal: Caller
+def _change_assignments(
+    ctx: AppContext,
+    principal: Principal,
+    subdomain: str,
+    user_id: str,
+    change: Callable[..., list[str]],
+    **arguments: object,
 ) -> AssignmentOut:
-    """Replace the set of role collections a user holds here."""
+    """Apply one of ``access``'s assignment changes to ``user_id`` and answer the result."""
     with authorized(ctx, principal, subdomain, Permission.assignments_write, write=True) as (
         session,
         subaccount,
         _,
     ):
         user = identity.get_user(session, user_id=user_id)
-        names = access.set_user_collections(
+        names = change(
             session,
             clock=ctx.clock,
             actor=principal.user_id,
             subaccount=subaccount,
             user=user,
-            names=body.role_collections,
+            **arguments,
         )
     return AssignmentOut(user_id=user.user_id, role_collections=names)
+
+
+@router.put("/users/{user_id}/role-collections", response_model=AssignmentOut)
+def set_assignments(
+    subdomain: str, user_id: str, body: AssignmentIn, ctx: Ctx, principal: Caller
+) -> AssignmentOut:
+    """Replace the set of role collections a user holds here."""
+    return _change_assignments(
+        ctx,
+        principal,
+        subdomain,
+        user_id,
+        access.set_user_collections,
+        names=body.role_collections,
+    )
 
 
 @router.post("/users/{user_id}/role-collections/{name}", response_model=AssignmentOut)
@@ -299,21 +319,9 @@ def add_assignment(
     subdomain: str, user_id: str, name: str, ctx: Ctx, principal: Caller
 ) -> AssignmentOut:
     """Assign one more role collection."""
-    with authorized(ctx, principal, subdomain, Permission.assignments_write, write=True) as (
-        session,
-        subaccount,
-        _,
-    ):
-        user = identity.get_user(session, user_id=user_id)
-        names = access.add_user_collection(
-            session,
-            clock=ctx.clock,
-            actor=principal.user_id,
-            subaccount=subaccount,
-            user=user,
-            name=name,
-        )
-    return AssignmentOut(user_id=user.user_id, role_collections=names)
+    return _change_assignments(
+        ctx, principal, subdomain, user_id, access.add_user_collection, name=name
+    )
 
 
 @router.delete("/users/{user_id}/role-collections/{name}", response_model=AssignmentOut)
@@ -321,21 +329,9 @@ def remove_assignment(
     subdomain: str, user_id: str, name: str, ctx: Ctx, principal: Caller
 ) -> AssignmentOut:
     """Take one role collection away."""
-    with authorized(ctx, principal, subdomain, Permission.assignments_write, write=True) as (
-        session,
-        subaccount,
-        _,
-    ):
-        user = identity.get_user(session, user_id=user_id)
-        names = access.remove_user_collection(
-            session,
-            clock=ctx.clock,
-            actor=principal.user_id,
-            subaccount=subaccount,
-            user=user,
-            name=name,
-        )
-    return AssignmentOut(user_id=user.user_id, role_collections=names)
+    return _change_assignments(
+        ctx, principal, subdomain, user_id, access.remove_user_collection, name=name
+    )
 
 
 @router.get("/access/check", response_model=CheckOut)

@@ -268,11 +268,16 @@ def test_disabled_user_gets_401(tenant: Tenant) -> None:
 
 
 def test_reset_password_refuses_the_old_one_at_once(tenant: Tenant) -> None:
+    assert tenant.send(tenant.sender, tenant.secret).status_code == 200
     new = tenant.client.post(
         f"/api/v1/technical-users/{tenant.sender}/password", headers=tenant.root
     ).json()["password"]
     assert tenant.send(tenant.sender, tenant.secret).status_code == 401
     assert tenant.send(tenant.sender, new).status_code == 200
+    # The MPL names the credential as it was: the reset secret is a new credential ID.
+    entries = tenant.client.get(f"{API}/acme/messages", headers=tenant.root).json()["items"]
+    after, before = entries[0]["credential_id"], entries[1]["credential_id"]
+    assert after.startswith(f"pwd-{tenant.sender}-") and after != before
 
 
 def test_disabled_flow_gets_403(tenant: Tenant) -> None:

@@ -9,6 +9,7 @@ alike, without a per-request query.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import uuid
@@ -39,6 +40,15 @@ class UserFacts:
     status: UserStatus
     is_platform_admin: bool
     password_hash: str | None = None
+    #: How the MPL names the password credential as it is now (changes when it is reset);
+    #: computed once per snapshot, not per runtime call.
+    password_credential_id: str = ""
+
+
+def password_credential_id(user_id: str, password_hash: str | None) -> str:
+    """A stable name for a user's password credential: ``pwd-<user>-<10 hex of its hash>``."""
+    digest = hashlib.sha256((password_hash or "").encode()).hexdigest()[:10]
+    return f"pwd-{user_id}-{digest}"
 
 
 @dataclass(frozen=True)
@@ -159,7 +169,13 @@ def load(session: Session) -> GrantSnapshot:
         )
     ):
         users[u.user_id] = UserFacts(
-            u.id, u.user_id, u.kind, u.status, u.is_platform_admin, u.password_hash
+            u.id,
+            u.user_id,
+            u.kind,
+            u.status,
+            u.is_platform_admin,
+            u.password_hash,
+            password_credential_id(u.user_id, u.password_hash),
         )
         if u.kind is UserKind.person and u.email_normalized:
             emails[u.email_normalized] = u.user_id

@@ -8,7 +8,6 @@ verified-credential cache (argon2 once, in a worker thread).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 import time
@@ -45,12 +44,6 @@ class Refusal:
     user_id: str | None = None
 
 
-def credential_id(user: UserFacts) -> str:
-    """A stable name for the password credential as it is now (changes when it is reset)."""
-    digest = hashlib.sha256((user.password_hash or "").encode()).hexdigest()[:10]
-    return f"pwd-{user.user_id}-{digest}"
-
-
 async def verify_basic(
     ctx: AppContext, user: UserFacts | None, identifier: str, password: str
 ) -> Caller | Refusal:
@@ -73,7 +66,7 @@ async def verify_basic(
         return Refusal(401, "wrong password", user.user_id)
     if user.status is not UserStatus.active:
         return Refusal(401, f"user is {user.status.value}", user.user_id)
-    return Caller(user=user, credential_id=credential_id(user), method="basic")
+    return Caller(user=user, credential_id=user.password_credential_id, method="basic")
 
 
 def verify_bearer(

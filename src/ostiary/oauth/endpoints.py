@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from functools import partial
 from urllib.parse import parse_qsl
 
-from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -115,20 +115,17 @@ class OAuthServer:
             raise
 
     def _audit_denial(self, client_id: str, reason: str, address: str) -> None:
-        ctx = self.ctx
-
-        def write(session: Session) -> None:
-            record(
-                session,
-                clock=ctx.clock,
+        self.runtime.writer.submit(
+            partial(
+                record,
+                clock=self.ctx.clock,
                 actor=client_id[:32],
                 action=AuditAction.token_denied,
                 target="/oauth/token",
                 reason=reason,
                 after={"client_address": address},
             )
-
-        self.runtime.writer.submit(write)
+        )
 
     def _snapshot(self) -> GrantSnapshot:
         """The grants snapshot, or a 503 if it is stale and cannot be reloaded."""

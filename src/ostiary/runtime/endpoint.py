@@ -14,12 +14,12 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Literal, cast
 
 import anyio.to_thread
 import httpx
 from sqlalchemy import Table
-from sqlalchemy.orm import Session
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
@@ -247,12 +247,11 @@ class Runtime:
     # ------------------------------------------------------------ denials
 
     def _deny(self, refusal: Refusal, subdomain: str, path: str, address: str) -> None:
-        ctx = self.ctx
-
-        def write(session: Session) -> None:
-            record(
-                session,
-                clock=ctx.clock,
+        """The denial as an audit event with its reason, written in the background."""
+        self.writer.submit(
+            partial(
+                record,
+                clock=self.ctx.clock,
                 actor=refusal.user_id or "anonymous",
                 action=AuditAction.runtime_denied,
                 target=f"/t/{subdomain}/http/{path}",
@@ -260,8 +259,7 @@ class Runtime:
                 reason=refusal.reason,
                 after={"status": refusal.status, "client_address": address},
             )
-
-        self.writer.submit(write)
+        )
 
 
 class Recheck:

@@ -74,11 +74,12 @@ def verify_bearer(
 ) -> Caller | Refusal:
     """Check an access token for this sub-account's tenant, against the current state: the
     client and its technical user must still be active (SPEC: within a second)."""
+    now = ctx.clock.now()
     try:
         access = ctx.tokens.validate(
             token,
             snapshot,
-            now=ctx.clock.now(),
+            now=now,
             expected_audience=audience(ctx.settings.public_url, subdomain),
         )
     except InvalidToken as exc:
@@ -86,7 +87,7 @@ def verify_bearer(
     client = snapshot.clients.get(access.client_id)
     if client is None or not client.active:
         return Refusal(401, f"client {access.client_id} is disabled or deleted", access.subject)
-    if client.expires_at is not None and client.expires_at <= ctx.clock.now():
+    if client.expires_at is not None and client.expires_at <= now:
         return Refusal(401, f"client {access.client_id} has expired", access.subject)
     user = snapshot.users.get(access.subject)
     if user is None:

@@ -43,7 +43,7 @@ class Row:
     values: dict[str, Any]
 
 
-Write = Callable[[Session], None] | Row
+Write = Callable[[Session], object] | Row  # a function's result is ignored
 _Item = tuple[Write, asyncio.Future[None]]
 
 

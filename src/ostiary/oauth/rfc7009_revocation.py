@@ -15,9 +15,8 @@ from ostiary.audit.actions import AuditAction
 from ostiary.audit.service import record
 from ostiary.clock import Clock
 from ostiary.oauth.client_auth import AuthenticatedClient
-from ostiary.oauth.errors import InvalidRequest, InvalidToken
 from ostiary.oauth.models import RevokedToken
-from ostiary.oauth.rfc9068_jwt import AccessToken, TokenValidator
+from ostiary.oauth.rfc9068_jwt import AccessToken, TokenValidator, presented_token
 
 
 def to_revoke(
@@ -29,14 +28,7 @@ def to_revoke(
     now: datetime,
 ) -> AccessToken | None:
     """The token to revoke, if it is a live token of this client."""
-    token = form.get("token")
-    if not token:
-        raise InvalidRequest("token is required")
-    try:
-        access = validator.validate(token, snapshot, now=now)
-    except InvalidToken:
-        return None
-    return access if access.client_id == client.client.client_id else None
+    return presented_token(validator, snapshot, form, client_id=client.client.client_id, now=now)
 
 
 def revoke(session: Session, *, clock: Clock, access: AccessToken) -> None:

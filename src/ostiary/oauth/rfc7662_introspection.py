@@ -8,8 +8,7 @@ from typing import Any
 
 from ostiary.access.snapshot import GrantSnapshot
 from ostiary.oauth.client_auth import AuthenticatedClient
-from ostiary.oauth.errors import InvalidRequest, InvalidToken
-from ostiary.oauth.rfc9068_jwt import TokenValidator
+from ostiary.oauth.rfc9068_jwt import TokenValidator, presented_token
 
 
 def introspect(
@@ -21,15 +20,9 @@ def introspect(
     now: datetime,
 ) -> dict[str, Any]:
     """The introspection response for ``form["token"]``."""
-    token = form.get("token")
-    if not token:
-        raise InvalidRequest("token is required")
-    try:
-        access = validator.validate(token, snapshot, now=now)
-    except InvalidToken:
-        return {"active": False}
-    owner = snapshot.clients.get(access.client_id)
-    if access.client_id != client.client.client_id or owner is None or not owner.active:
+    access = presented_token(validator, snapshot, form, client_id=client.client.client_id, now=now)
+    owner = snapshot.clients.get(access.client_id) if access else None
+    if access is None or owner is None or not owner.active:
         return {"active": False}
     return {
         "active": True,

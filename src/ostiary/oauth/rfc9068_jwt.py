@@ -23,7 +23,7 @@ from typing import Any
 import jwt
 
 from ostiary.access.snapshot import GrantSnapshot, KeyFacts
-from ostiary.oauth.errors import InvalidToken
+from ostiary.oauth.errors import InvalidRequest, InvalidToken
 from ostiary.oauth.keys import ALGORITHM, KeyRing
 
 TYPE = "at+jwt"
@@ -187,3 +187,23 @@ class TokenValidator:
             issued_at=int(claims.get("nbf", claims["iat"])),
             claims=claims,
         )
+
+
+def presented_token(
+    validator: TokenValidator,
+    snapshot: GrantSnapshot,
+    form: dict[str, str],
+    *,
+    client_id: str,
+    now: datetime,
+) -> AccessToken | None:
+    """The valid access token in ``form["token"]`` if it was issued to ``client_id``;
+    ``None`` for any other token (RFC 7009 §2.2, RFC 7662 §2.2 learn nothing else)."""
+    token = form.get("token")
+    if not token:
+        raise InvalidRequest("token is required")
+    try:
+        access = validator.validate(token, snapshot, now=now)
+    except InvalidToken:
+        return None
+    return access if access.client_id == client_id else None

@@ -359,6 +359,9 @@ def test_introspection_and_revocation(setup: Setup) -> None:
     assert setup.http.post("/oauth/revoke", data={"token": "junk", **auth}).status_code == 200
     nobody = setup.http.post("/oauth/introspect", data={"token": token})
     assert nobody.status_code == 401 and nobody.json()["error"] == "invalid_client"
+    for path in ("/oauth/introspect", "/oauth/revoke"):  # RFC 7662 §2.1, RFC 7009 §2.1
+        missing = setup.http.post(path, data=auth)
+        assert missing.status_code == 400 and missing.json()["error"] == "invalid_request"
 
 
 def test_discovery_and_jwks(setup: Setup) -> None:

@@ -12,6 +12,7 @@ from ostiary.access.snapshot import SnapshotCache
 from ostiary.clock import Clock, SystemClock
 from ostiary.crypto import KeyedHasher
 from ostiary.db import make_engine, make_session_factory
+from ostiary.gate.recheck import Recheck
 from ostiary.identity.credential_cache import VerifiedCredentialCache
 from ostiary.identity.passwords import PasswordHasher
 from ostiary.identity.throttle import SigninThrottle
@@ -37,6 +38,8 @@ class AppContext:
     transport: MailTransport
     throttle: SigninThrottle
     grants: SnapshotCache = field(init=False)
+    #: Re-reads the grants version before a refusal (runtime, token endpoint).
+    recheck: Recheck = field(init=False)
     verified: VerifiedCredentialCache = field(init=False)
     keyring: KeyRing = field(init=False)
     tokens: TokenValidator = field(init=False)
@@ -47,6 +50,7 @@ class AppContext:
         self.token_hasher = KeyedHasher(self.secret_key, "link-token")
         self.secret_hasher = KeyedHasher(self.secret_key, "generated-secret")
         self.grants = SnapshotCache(self.read_sessions)
+        self.recheck = Recheck(lambda: self.grants.refresh())
         event.listen(self.sessions, "after_commit", self._after_commit)
         self.verified = VerifiedCredentialCache(KeyedHasher(self.secret_key, "verified-cache"))
         self.keyring = KeyRing(self.secret_key)

@@ -31,6 +31,8 @@ class Grants:
     member_roles: frozenset[str] = frozenset()
     #: Application role name → the role collections that give it.
     roles: dict[str, frozenset[str]] = field(default_factory=dict)
+    #: Every role collection assigned to the user here, also those giving no role.
+    collections: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -57,9 +59,15 @@ def decide(grants: Grants, requirement: Permission | RoleRequirement) -> Decisio
     if isinstance(requirement, RoleRequirement):
         collections = grants.roles.get(requirement.name)
         if not collections:
+            held = grants.collections | frozenset().union(*grants.roles.values())
+            if not held:
+                return Deny(
+                    f"user {grants.user_id} holds no role collection in {grants.subdomain} "
+                    "(never assigned, unassigned, or removed as member)"
+                )
             return Deny(
-                f"user {grants.user_id} holds no role collection with role {requirement.name} "
-                f"in sub-account {grants.subdomain}"
+                f"none of the role collections {', '.join(sorted(held))} of user "
+                f"{grants.user_id} in {grants.subdomain} contains {requirement.name}"
             )
         return Allow(
             f"role {requirement.name} through role collection(s) {', '.join(sorted(collections))}"

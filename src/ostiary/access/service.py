@@ -432,6 +432,14 @@ def load_grants(session: Session, *, user: User, subaccount: Subaccount) -> Gran
     )
     for role_name, collection_name in rows:
         roles.setdefault(role_name, set()).add(collection_name)
+    collections = session.scalars(
+        select(RoleCollection.name)
+        .join(RoleCollectionAssignment, RoleCollectionAssignment.collection_id == RoleCollection.id)
+        .where(
+            RoleCollection.subaccount_id == subaccount.id,
+            RoleCollectionAssignment.user_id == user.id,
+        )
+    )
     return Grants(
         user_id=user.user_id,
         status=user.status,
@@ -439,4 +447,5 @@ def load_grants(session: Session, *, user: User, subaccount: Subaccount) -> Gran
         subdomain=subaccount.subdomain,
         member_roles=frozenset(member.roles) if member else frozenset(),
         roles={k: frozenset(v) for k, v in roles.items()},
+        collections=frozenset(collections),
     )

@@ -14,7 +14,7 @@ import logging
 import threading
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -43,6 +43,8 @@ class UserFacts:
     #: How the MPL names the password credential as it is now (changes when it is reset);
     #: computed once per snapshot, not per runtime call.
     password_credential_id: str = ""
+    #: When the password expires under the policy of the user's kind (``None``: never).
+    password_expires_at: datetime | None = None
 
 
 def password_credential_id(user_id: str, password_hash: str | None) -> str:
@@ -124,6 +126,8 @@ class GrantSnapshot:
     roles: dict[tuple[uuid.UUID, uuid.UUID], dict[str, frozenset[str]]] = field(
         default_factory=dict
     )
+    #: (user, sub-account) → every role collection assigned there, also those without roles.
+    collections: dict[tuple[uuid.UUID, uuid.UUID], frozenset[str]] = field(default_factory=dict)
 
     def find_user(self, identifier: str) -> UserFacts | None:
         """The user named by a user ID or a person's e-mail."""
@@ -147,6 +151,7 @@ class GrantSnapshot:
             subdomain=subdomain,
             member_roles=self.member_roles.get(key, frozenset()),
             roles=self.roles.get(key, {}),
+            collections=self.collections.get(key, frozenset()),
         )
 
 
@@ -155,6 +160,7 @@ def load(session: Session) -> GrantSnapshot:
     from ostiary.runtime.models import Flow
 
     version = versions.current(session)
+    expiry = _expiry_days(session)
     users: dict[str, UserFacts] = {}
     emails: dict[str, str] = {}
     for u in session.execute(
@@ -166,8 +172,10 @@ def load(session: Session) -> GrantSnapshot:
             User.is_platform_admin,
             User.password_hash,
             User.email_normalized,
+            User.password_changed_at,
         )
     ):
+        days = expiry.get(u.kind)
         users[u.user_id] = UserFacts(
             u.id,
             u.user_id,
@@ -176,6 +184,9 @@ def load(session: Session) -> GrantSnapshot:
             u.is_platform_admin,
             u.password_hash,
             password_credential_id(u.user_id, u.password_hash),
+            u.password_changed_at + timedelta(days=days)
+            if days is not None and u.password_changed_at is not None
+            else None,
         )
         if u.kind is UserKind.person and u.email_normalized:
             emails[u.email_normalized] = u.user_id
@@ -222,6 +233,13 @@ def load(session: Session) -> GrantSnapshot:
     )
     for user_id, sub_id, role_name, collection_name in rows:
         roles.setdefault((user_id, sub_id), {}).setdefault(role_name, set()).add(collection_name)
+    collections: dict[tuple[uuid.UUID, uuid.UUID], set[str]] = {}
+    for user_id, sub_id, collection_name in session.execute(
+        select(
+            RoleCollectionAssignment.user_id, RoleCollection.subaccount_id, RoleCollection.name
+        ).join(RoleCollection, RoleCollection.id == RoleCollectionAssignment.collection_id)
+    ):
+        collections.setdefault((user_id, sub_id), set()).add(collection_name)
     return GrantSnapshot(
         version=version,
         users=users,
@@ -234,7 +252,21 @@ def load(session: Session) -> GrantSnapshot:
         revoked=revoked,
         member_roles=member_roles,
         roles={k: {r: frozenset(c) for r, c in v.items()} for k, v in roles.items()},
+        collections={k: frozenset(v) for k, v in collections.items()},
     )
+
+
+def _expiry_days(session: Session) -> dict[UserKind, int | None]:
+    """Password expiry in days per user kind: the stored policy, else the default."""
+    from ostiary.identity.models import PasswordPolicy
+    from ostiary.identity.policy import DEFAULTS
+
+    days = {kind: defaults.expiry_days for kind, defaults in DEFAULTS.items()}
+    for kind, expiry_days in session.execute(
+        select(PasswordPolicy.kind, PasswordPolicy.expiry_days)
+    ):
+        days[kind] = expiry_days
+    return days
 
 
 def _load_oauth(

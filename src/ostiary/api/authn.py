@@ -1,4 +1,5 @@
-"""Authentication for the admin API: a list of small authenticators, each a Principal or None.
+"""Authentication for the admin API: the gate's authenticators, chosen by the credential
+the request carries (Basic, Bearer, or the console session cookie plus CSRF token).
 
 A route states what it accepts by depending on ``authenticated`` (or
 ``authenticated_allow_expired``, only for changing an expired password).
@@ -6,189 +7,100 @@ A route states what it accepts by depending on ``authenticated`` (or
 
 from __future__ import annotations
 
-import base64
-import binascii
-import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Protocol
-
+import anyio.to_thread
 from fastapi import Request
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
+from ostiary.access.snapshot import GrantSnapshot
 from ostiary.context import AppContext
 from ostiary.crypto import constant_time_equals
 from ostiary.db import transaction
-from ostiary.errors import AuthenticationFailed, PermissionDenied
-from ostiary.identity import service as identity
+from ostiary.errors import AuthenticationFailed, PasswordExpired, PermissionDenied
+from ostiary.gate import authenticators
+from ostiary.gate.principal import Method, Principal, Refusal
+from ostiary.gate.rfc7617_basic import parse_basic
+from ostiary.gate.service import settle
 from ostiary.identity import sessions
-from ostiary.identity.models import User, UserKind, UserStatus
-from ostiary.oauth.errors import InvalidToken
+
+__all__ = ["CSRF_HEADER", "SESSION_COOKIE", "Principal", "authenticated", "client_address"]
 
 SESSION_COOKIE = "ostiary_session"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-@dataclass(frozen=True)
-class Principal:
-    """Who is calling, and how they proved it."""
-
-    id: uuid.UUID
-    user_id: str
-    kind: UserKind
-    is_platform_admin: bool
-    method: str
-
-    @classmethod
-    def of(cls, user: User, method: str) -> Principal:
-        """The principal for an authenticated user."""
-        return cls(
-            id=user.id,
-            user_id=user.user_id,
-            kind=user.kind,
-            is_platform_admin=user.is_platform_admin,
-            method=method,
-        )
-
-
-class Authenticator(Protocol):
-    """Turns a request into a principal, or ``None`` if its kind of credential is absent."""
-
-    def authenticate(
-        self, request: Request, session: Session, ctx: AppContext, *, allow_expired: bool
-    ) -> Principal | None:
-        """A principal, ``None``, or raise ``AuthenticationFailed`` for bad credentials."""
-        ...
-
-
 def client_address(request: Request) -> str:
-    """The caller's address, for throttling and the log."""
+    """The caller's address (after ``OSTIARY_TRUSTED_PROXIES``), for throttling and logs."""
     return request.client.host if request.client else "unknown"
 
 
-def parse_basic(header: str) -> tuple[str, str]:
-    """Split a ``Basic`` authorization header into identifier and password, or raise."""
-    scheme, _, encoded = header.partition(" ")
-    if scheme.lower() != "basic" or not encoded.strip():
-        raise AuthenticationFailed(reason="malformed basic header")
-    try:
-        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
-        raise AuthenticationFailed(reason="malformed basic header") from exc
-    identifier, colon, password = decoded.partition(":")
-    if not colon or not identifier or not password:
-        raise AuthenticationFailed(reason="malformed basic header")
-    return identifier, password
-
-
-class BasicAuthenticator:
-    """HTTP Basic with a user ID or e-mail and password (or generated secret)."""
-
-    def authenticate(
-        self, request: Request, session: Session, ctx: AppContext, *, allow_expired: bool
-    ) -> Principal | None:
-        """Verify the Basic credentials, if the request carries any."""
-        header = request.headers.get("authorization")
-        if not header or not header.lower().startswith("basic"):
-            return None
-        identifier, password = parse_basic(header)
-        user = identity.authenticate(
-            session,
-            ctx,
-            identifier=identifier,
-            password=password,
-            address=client_address(request),
-            allow_expired=allow_expired,
+async def _credentials(
+    request: Request, ctx: AppContext, snapshot: GrantSnapshot
+) -> Principal | Refusal | None:
+    """The principal for the credential the request carries; ``None`` if it carries none."""
+    header = request.headers.get("authorization", "")
+    if header[:6].lower() == "basic ":
+        identifier, secret = parse_basic(header)
+        return await authenticators.password(
+            ctx, snapshot, identifier=identifier, secret=secret, address=client_address(request)
         )
-        if identity.needs_rehash(ctx, user):
-            with transaction(ctx.sessions) as write:
-                identity.rehash(write, ctx, user_id=user.user_id, password=password)
-        return Principal.of(user, "basic")
+    if header[:7].lower() == "bearer ":
+        return authenticators.bearer(ctx, snapshot, token=header[7:].strip(), now=ctx.clock.now())
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not cookie:
+        return None
+    signed_in = await anyio.to_thread.run_sync(_resolve_session, ctx, cookie)
+    if signed_in is None:
+        return None
+    if request.method not in SAFE_METHODS:
+        sent = request.headers.get(CSRF_HEADER, "")
+        if not constant_time_equals(sent, signed_in.csrf_token):
+            raise PermissionDenied("missing or wrong CSRF token (send it in X-CSRF-Token)")
+    if signed_in.must_change_password:
+        request.state.must_change_password = True
+    return authenticators.console_session(snapshot, signed_in.user.user_id)
 
 
-class SessionAuthenticator:
-    """The console's session cookie; unsafe methods must echo the session's CSRF token."""
-
-    def authenticate(
-        self, request: Request, session: Session, ctx: AppContext, *, allow_expired: bool
-    ) -> Principal | None:
-        """Resolve the session cookie, if present."""
-        secret = request.cookies.get(SESSION_COOKIE)
-        if not secret:
-            return None
-        signed_in = sessions.resolve(session, ctx, secret=secret)
-        if signed_in is None:
-            return None
-        if request.method not in SAFE_METHODS:
-            sent = request.headers.get(CSRF_HEADER, "")
-            if not constant_time_equals(sent, signed_in.csrf_token):
-                raise PermissionDenied("missing or wrong CSRF token (send it in X-CSRF-Token)")
-        if signed_in.must_change_password and not allow_expired:
-            raise PermissionDenied("the password has expired; change it first")
-        return Principal.of(signed_in.user, "session")
-
-
-class BearerAuthenticator:
-    """Access tokens issued by Ostiary; the principal is the client's technical user."""
-
-    def authenticate(
-        self, request: Request, session: Session, ctx: AppContext, *, allow_expired: bool
-    ) -> Principal | None:
-        """Validate a ``Bearer`` token, if the request carries one."""
-        header = request.headers.get("authorization", "")
-        if header[:7].lower() != "bearer ":
-            return None
-        snapshot = ctx.grants.get()
-        try:
-            access = ctx.tokens.validate(header[7:].strip(), snapshot, now=ctx.clock.now())
-        except InvalidToken as exc:
-            raise AuthenticationFailed(reason=f"bearer: {exc.reason}") from exc
-        client = snapshot.clients.get(access.client_id)
-        user = session.scalar(select(User).where(User.user_id == access.subject))
-        if (
-            client is None
-            or not client.active
-            or user is None
-            or (user.status is not UserStatus.active)
-        ):
-            raise AuthenticationFailed(reason="bearer: client or user no longer active")
-        return Principal.of(user, "bearer")
-
-
-DEFAULT_AUTHENTICATORS: Sequence[Authenticator] = (
-    BasicAuthenticator(),
-    BearerAuthenticator(),
-    SessionAuthenticator(),
-)
-
-
-def _authenticate(request: Request, *, allow_expired: bool) -> Principal:
-    ctx: AppContext = request.app.state.ctx
+def _resolve_session(ctx: AppContext, secret: str) -> sessions.SignedIn | None:
     with transaction(ctx.read_sessions) as session:
-        for authenticator in DEFAULT_AUTHENTICATORS:
-            principal = authenticator.authenticate(
-                request, session, ctx, allow_expired=allow_expired
-            )
-            if principal is not None:
-                return principal
-    raise AuthenticationFailed(reason="no credentials")
+        return sessions.resolve(session, ctx, secret=secret)
 
 
-def authenticated(request: Request) -> Principal:
+async def _authenticate(request: Request, *, allow_expired: bool) -> Principal:
+    ctx: AppContext = request.app.state.ctx
+    found = await settle(
+        ctx,
+        lambda snapshot: _credentials(request, ctx, snapshot),
+        target=f"{request.method} {request.url.path}",
+        address=client_address(request),
+        bearer=request.headers.get("authorization", "")[:7].lower() == "bearer ",
+    )
+    if found is None:
+        raise AuthenticationFailed(reason="no credentials")
+    expired = found.password_expired(ctx.clock.now()) or getattr(
+        request.state, "must_change_password", False
+    )
+    if expired and not allow_expired:
+        if found.method is Method.session:
+            raise PermissionDenied("the password has expired; change it first")
+        raise PasswordExpired(
+            "the password has expired; change it with POST /api/v1/me/password or in the console"
+        )
+    return found
+
+
+async def authenticated(request: Request) -> Principal:
     """Dependency: the authenticated caller (401 otherwise)."""
-    return _authenticate(request, allow_expired=False)
+    return await _authenticate(request, allow_expired=False)
 
 
-def authenticated_allow_expired(request: Request) -> Principal:
+async def authenticated_allow_expired(request: Request) -> Principal:
     """Dependency: the caller, even if their password expired (for changing it)."""
-    return _authenticate(request, allow_expired=True)
+    return await _authenticate(request, allow_expired=True)
 
 
-def platform_admin(request: Request) -> Principal:
+async def platform_admin(request: Request) -> Principal:
     """Dependency: a platform administrator (403 otherwise)."""
-    principal = authenticated(request)
+    principal = await authenticated(request)
     if not principal.is_platform_admin:
         raise PermissionDenied("only platform administrators may do this")
     return principal

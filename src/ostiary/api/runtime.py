@@ -14,9 +14,9 @@ from ostiary.api.authn import Principal, authenticated
 from ostiary.api.deps import Cursor, Limit, Page, authorized, context
 from ostiary.context import AppContext
 from ostiary.errors import NotFound
+from ostiary.gate.admission import explain
 from ostiary.runtime import flows as flow_service
 from ostiary.runtime import mpl
-from ostiary.runtime.explain import explain
 from ostiary.runtime.models import (
     DEFAULT_MAX_BYTES,
     DEFAULT_ROLE,
@@ -309,11 +309,13 @@ def explain_access(
 ) -> ExplanationOut:
     """Why a user may or may not call a flow: the chain, or the missing link."""
     with authorized(ctx, principal, subdomain, Permission.assignments_read, write=False) as (
-        session,
+        _session,
         subaccount,
         _,
     ):
-        result = explain(session, subaccount=subaccount, user_id=user_id, flow_path=flow)
+        result = explain(
+            ctx.grants.refresh(), user_id=user_id, subdomain=subaccount.subdomain, path=flow
+        )
     return ExplanationOut(
         user_id=user_id,
         flow=flow,

@@ -39,3 +39,4 @@ class AuditAction(StrEnum):
     signing_key_rotated = "oauth:signing_key:rotated"
     runtime_denied = "runtime:denied"
     access_denied = "access:denied"
+    authentication_failed = "access:authentication:failed"

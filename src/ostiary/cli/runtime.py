@@ -7,8 +7,8 @@ from typing import Annotated, Any
 import typer
 
 from ostiary.cli.common import CLI_ACTOR, JsonFlag, console, output, write
+from ostiary.gate.admission import explain
 from ostiary.runtime import flows
-from ostiary.runtime.explain import explain
 from ostiary.runtime.models import FlowMode, Message
 from ostiary.tenancy import service as tenancy
 
@@ -84,9 +84,9 @@ def access_explain(
     as_json: JsonFlag = False,
 ) -> None:
     """Why USER may or may not call FLOW: the chain, or the missing link. Exit 1 on deny."""
-    with write() as (session, _):
+    with write() as (session, ctx):
         s = tenancy.get(session, subdomain=subdomain)
-        result = explain(session, subaccount=s, user_id=user_id, flow_path=flow)
+        result = explain(ctx.grants.refresh(), user_id=user_id, subdomain=s.subdomain, path=flow)
     if as_json:
         output(
             [

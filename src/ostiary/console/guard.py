@@ -70,8 +70,8 @@ def install(app: FastAPI) -> None:
 
 def principal(seen: Viewer) -> Principal:
     """The console user as the principal ``authorize`` expects."""
-    assert seen.user is not None, "pages call signed_in() first"
-    return Principal.of(seen.user, "session")
+    assert seen.principal is not None, "pages call signed_in() first"
+    return seen.principal
 
 
 class Access(NamedTuple):

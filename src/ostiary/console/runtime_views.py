@@ -19,9 +19,9 @@ from ostiary.console.web import Viewer, check_csrf, redirect, render
 from ostiary.context import AppContext
 from ostiary.db import transaction
 from ostiary.errors import InvalidInput, OstiaryError, PermissionDenied
+from ostiary.gate.admission import explain
 from ostiary.identity import service as identity
 from ostiary.runtime import flows
-from ostiary.runtime.explain import explain
 from ostiary.runtime.models import (
     DEFAULT_MAX_BYTES,
     DEFAULT_ROLE,
@@ -202,7 +202,7 @@ def _flow_page(
                     permission=Permission.assignments_read,
                 )
                 explanation = explain(
-                    here.session, subaccount=here.subaccount, user_id=user_id, flow_path=flow.path
+                    ctx.grants.refresh(), user_id=user_id, subdomain=subdomain, path=flow.path
                 )
     except OstiaryError as exc:
         return problem(request, ctx, seen, exc)
@@ -328,7 +328,10 @@ def explain_technical_user(
                 permission=Permission.assignments_read,
             )
             explanation = explain(
-                session, subaccount=subaccount, user_id=subject.user_id, flow_path=flow
+                ctx.grants.refresh(),
+                user_id=subject.user_id,
+                subdomain=subaccount.subdomain,
+                path=flow,
             )
     except OstiaryError as exc:
         return problem(request, ctx, seen, exc)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import anyio.to_thread
 from fastapi import APIRouter, BackgroundTasks, Depends, Form, Request
 from pydantic import EmailStr, TypeAdapter, ValidationError
 from starlette.responses import Response
 
+from ostiary.access.snapshot import GrantSnapshot
 from ostiary.api.authn import SESSION_COOKIE, client_address
 from ostiary.api.deps import context, deliver_after_response
 from ostiary.console.web import check_csrf, redirect, render, secure, viewer
@@ -19,6 +21,10 @@ from ostiary.errors import (
     OstiaryError,
     Throttled,
 )
+from ostiary.gate import authenticators
+from ostiary.gate.admission import UseConsole, admit
+from ostiary.gate.principal import Principal, Refusal
+from ostiary.gate.service import settle
 from ostiary.identity import policy as policies
 from ostiary.identity import service as identity
 from ostiary.identity import sessions
@@ -146,33 +152,31 @@ def signin_form(request: Request, ctx: Ctx) -> Response:
 
 
 @router.post("/signin")
-def signin(
+async def signin(
     request: Request, ctx: Ctx, csrf_token: Field = "", identifier: Field = "", password: Field = ""
 ) -> Response:
     """Sign in with user ID or e-mail; expired passwords lead to a forced change."""
-    seen = viewer(request, ctx)
+    seen = await anyio.to_thread.run_sync(viewer, request, ctx)
+    address = client_address(request)
     expired = False
     try:
         check_csrf(seen, csrf_token)
-        if not identifier or not password:
+        if not identifier:
             raise AuthenticationFailed(reason="empty form")
-        with transaction(ctx.read_sessions) as session:
-            user = identity.authenticate(
-                session,
-                ctx,
-                identifier=identifier,
-                password=password,
-                address=client_address(request),
-                allow_expired=True,
+
+        async def attempt(snapshot: GrantSnapshot) -> Principal | Refusal:
+            found = await authenticators.password(
+                ctx, snapshot, identifier=identifier, secret=password, address=address
             )
-            expired = identity.is_password_expired(session, ctx, user=user)
-        if user.kind.value != "person":
-            # Technical users call flows and APIs; they never use the console (SPEC §1).
-            raise AuthenticationFailed(reason="technical user at console")
-        with transaction(ctx.sessions) as session:
-            if identity.needs_rehash(ctx, user):
-                identity.rehash(session, ctx, user_id=user.user_id, password=password)
-            secret = sessions.start(session, ctx, user=user, must_change_password=expired)
+            if isinstance(found, Refusal):
+                return found
+            admitted = admit(snapshot, found, UseConsole())
+            return admitted if isinstance(admitted, Refusal) else found
+
+        principal = await settle(ctx, attempt, target="/console/signin", address=address)
+        assert principal is not None
+        expired = principal.password_expired(ctx.clock.now())
+        secret = await anyio.to_thread.run_sync(_start_session, ctx, principal, expired)
     except (AuthenticationFailed, Throttled) as exc:
         message = SIGNIN_FAILED if isinstance(exc, AuthenticationFailed) else exc.detail
         return render(
@@ -206,6 +210,12 @@ def signin(
         max_age=ctx.settings.session_ttl_hours * 3600,
     )
     return response
+
+
+def _start_session(ctx: AppContext, principal: Principal, expired: bool) -> str:
+    with transaction(ctx.sessions) as session:
+        user = identity.get_user(session, user_id=principal.user_id)
+        return sessions.start(session, ctx, user=user, must_change_password=expired)
 
 
 @router.post("/signout")

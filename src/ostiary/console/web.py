@@ -15,6 +15,9 @@ from ostiary.context import AppContext
 from ostiary.crypto import constant_time_equals, generate_secret
 from ostiary.db import transaction
 from ostiary.errors import PermissionDenied
+from ostiary.gate import authenticators
+from ostiary.gate.admission import Admitted, UseConsole, admit
+from ostiary.gate.principal import Principal
 from ostiary.identity import sessions
 from ostiary.identity.models import User
 
@@ -77,6 +80,8 @@ class Viewer:
     session_hash: str | None
     must_change_password: bool
     new_anon_token: str | None
+    #: The signed-in user as the gate admitted them.
+    principal: Principal | None = None
 
 
 def viewer(request: Request, ctx: AppContext) -> Viewer:
@@ -85,19 +90,32 @@ def viewer(request: Request, ctx: AppContext) -> Viewer:
     if secret:
         with transaction(ctx.sessions) as session:
             signed_in = sessions.resolve(session, ctx, secret=secret)
-        if signed_in is not None:
+        principal = _admitted(ctx, signed_in.user.user_id) if signed_in is not None else None
+        if signed_in is not None and principal is not None:
             return Viewer(
                 signed_in.user,
                 signed_in.csrf_token,
                 signed_in.token_hash,
                 signed_in.must_change_password,
                 None,
+                principal,
             )
     anon = request.cookies.get(ANON_CSRF_COOKIE, "")
     if len(anon) < 20 or len(anon) > 100:
         fresh = generate_secret(24)
         return Viewer(None, fresh, None, False, fresh)
     return Viewer(None, anon, None, False, None)
+
+
+def _admitted(ctx: AppContext, user_id: str) -> Principal | None:
+    """The session's principal, if the gate still lets its user into the console."""
+    snapshot = ctx.grants.get()
+    principal = authenticators.console_session(snapshot, user_id)
+    if isinstance(principal, Principal) and isinstance(
+        admit(snapshot, principal, UseConsole()), Admitted
+    ):
+        return principal
+    return None
 
 
 def check_csrf(seen: Viewer, submitted: str) -> None:

@@ -20,12 +20,10 @@ from ostiary.access import versions
 from ostiary.context import AppContext
 from ostiary.crypto import constant_time_equals, generate_secret
 from ostiary.errors import (
-    AuthenticationFailed,
     Conflict,
     InvalidInput,
     InvalidToken,
     NotFound,
-    PasswordExpired,
 )
 from ostiary.identity import mails
 from ostiary.identity.models import (
@@ -249,68 +247,21 @@ def activate(session: Session, ctx: AppContext, *, token: str) -> User:
     return user
 
 
-def uses_keyed_hash(identifier: str, stored: str | None) -> bool:
-    """Whether a credential is checked by keyed hash: a generated secret, or an unknown
-    technical user ID (``T…``), so that it costs what a known one costs and timing tells
-    nothing. Everything else is checked with argon2 (a dummy hash when the user is unknown).
-    """
-    if stored is not None:
-        return stored.startswith(KEYED_PREFIX)
-    return identifier.strip().upper().startswith("T")
-
-
 def verify_keyed(ctx: AppContext, stored: str | None, password: str) -> bool:
     """Check a generated secret against its stored keyed hash (``None``: always false)."""
     digest = ctx.secret_hasher.hash(password)
     return stored is not None and constant_time_equals(digest, stored.removeprefix(KEYED_PREFIX))
 
 
-def verify_secret(
-    ctx: AppContext, user: User | None, password: str, *, identifier: str = ""
-) -> bool:
-    """Check a password against either an argon2 hash or a generated secret's keyed hash."""
-    stored = user.password_hash if user else None
-    if uses_keyed_hash(identifier, stored):
+def verify_secret(ctx: AppContext, user: User, password: str) -> bool:
+    """Check a known user's password: a generated secret's keyed hash, or argon2.
+
+    Authentication of callers is the gate's (``ostiary.gate.authenticators``); this serves
+    changing and rehashing a password the user just proved."""
+    stored = user.password_hash
+    if stored is not None and stored.startswith(KEYED_PREFIX):
         return verify_keyed(ctx, stored, password)
     return ctx.passwords.verify(stored, password)
-
-
-def authenticate(
-    session: Session,
-    ctx: AppContext,
-    *,
-    identifier: str,
-    password: str,
-    address: str,
-    allow_expired: bool = False,
-) -> User:
-    """Return the active user whose credentials these are, or raise.
-
-    Every failure raises the same ``AuthenticationFailed`` (the real reason rides along
-    for the audit trail); an unknown user costs one argon2 verification like a known one.
-    """
-    user = find_by_identifier(session, identifier) if len(identifier) <= 320 else None
-    # Count failures per account, not per name: user ID and e-mail share one budget.
-    account = user.user_id if user is not None else identifier
-    ctx.throttle.check(account=account, address=address)
-    cache_key = ctx.verified.key(identifier, password)
-    if user is not None and ctx.verified.matches(cache_key, user.password_hash):
-        ok = True  # verified against this very hash moments ago; skip argon2
-    else:
-        ok = verify_secret(ctx, user, password, identifier=identifier)
-        if ok and user is not None and user.password_hash:
-            ctx.verified.remember(cache_key, user.password_hash)
-    if user is None or not ok:
-        ctx.throttle.failed(account=account, address=address)
-        raise AuthenticationFailed(reason="unknown user" if user is None else "wrong password")
-    if user.status is not UserStatus.active:
-        ctx.throttle.failed(account=account, address=address)
-        raise AuthenticationFailed(reason=f"user is {user.status.value}")
-    if not allow_expired and is_password_expired(session, ctx, user=user):
-        raise PasswordExpired(
-            "the password has expired; change it with POST /api/v1/me/password or in the console"
-        )
-    return user
 
 
 def needs_rehash(ctx: AppContext, user: User) -> bool:

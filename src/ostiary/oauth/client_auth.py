@@ -25,6 +25,7 @@ import jwt
 from ostiary.access.snapshot import ClientFacts, GrantSnapshot
 from ostiary.context import AppContext
 from ostiary.crypto import constant_time_equals
+from ostiary.gate.credentials import client_refusal
 from ostiary.oauth.errors import InvalidClient, InvalidRequest
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -111,12 +112,10 @@ class ClientAuthenticator:
 
     def _usable(self, snapshot: GrantSnapshot, client_id: str, now: datetime) -> ClientFacts:
         client = snapshot.clients.get(client_id)
-        if client is None:
-            raise InvalidClient("client authentication failed", reason="unknown client")
-        if not client.active:
-            raise InvalidClient("client authentication failed", reason="client disabled")
-        if client.expires_at is not None and client.expires_at <= now:
-            raise InvalidClient("client authentication failed", reason="client expired")
+        refused = client_refusal(snapshot, client, now, named=client_id)
+        if refused is not None:
+            raise InvalidClient("client authentication failed", reason=refused.reason)
+        assert client is not None
         return client
 
     def _secret(

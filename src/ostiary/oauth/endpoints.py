@@ -9,6 +9,7 @@ these handlers parse, throttle, audit and render.
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime
 from functools import partial
 from urllib.parse import parse_qsl
@@ -22,6 +23,8 @@ from ostiary.audit.actions import AuditAction
 from ostiary.audit.service import record
 from ostiary.context import AppContext
 from ostiary.errors import Throttled
+from ostiary.gate import throttling
+from ostiary.gate.principal import Failure, Refusal
 from ostiary.oauth import rfc7009_revocation, rfc8414_metadata
 from ostiary.oauth.client_auth import AuthenticatedClient, ClientAuthenticator, _basic
 from ostiary.oauth.errors import (
@@ -98,21 +101,38 @@ class OAuthServer:
 
     async def _authenticate(
         self, request: Request, form: dict[str, str], snapshot: GrantSnapshot, now: datetime
-    ) -> AuthenticatedClient:
-        """The client behind the request; failures are throttled and audited."""
+    ) -> tuple[AuthenticatedClient, GrantSnapshot]:
+        """The client behind the request, and the snapshot it was found in.
+
+        Like the runtime, a refusal is re-checked against a grants version read begun after
+        the request arrived (a client just created or rotated on another worker is not
+        refused), then counted and audited once. Client credentials are machine secrets:
+        never refused because of anyone's failures, throttled only per address and only
+        after failing (``ostiary.gate.throttling``)."""
+        arrived = time.monotonic()
         header = request.headers.get("authorization", "")
-        claimed = _claimed_client(header, form) or "anonymous"
-        address = request.client.host if request.client else "unknown"
         try:
-            self.ctx.throttle.check(account=f"client:{claimed}", address=address)
+            return await self.clients.authenticate(snapshot, header=header, form=form, now=now), (
+                snapshot
+            )
+        except InvalidClient as exc:
+            failed = exc
+        fresh = await self.ctx.recheck.since(arrived, snapshot)
+        if fresh is not snapshot:
+            try:
+                found = await self.clients.authenticate(fresh, header=header, form=form, now=now)
+                return found, fresh
+            except InvalidClient as exc:
+                failed = exc
+        claimed = _claimed_client(header, form)[:64] or "anonymous"
+        address = request.client.host if request.client else "unknown"
+        self._audit_denial(claimed, failed.reason, address)
+        refusal = Refusal(401, failed.reason, failure=Failure(claimed, human=False))
+        try:
+            throttling.count(self.ctx, refusal, address)
         except Throttled as exc:
             raise SlowDown("too many failed client authentications; try again later") from exc
-        try:
-            return await self.clients.authenticate(snapshot, header=header, form=form, now=now)
-        except InvalidClient as exc:
-            self.ctx.throttle.failed(account=f"client:{claimed}", address=address)
-            self._audit_denial(claimed, exc.reason, address)
-            raise
+        raise failed
 
     def _audit_denial(self, client_id: str, reason: str, address: str) -> None:
         self.runtime.writer.submit(
@@ -141,7 +161,7 @@ class OAuthServer:
             form = await _form(request)
             check_grant(form)
             snapshot, now = self._snapshot(), self.ctx.clock.now()
-            client = await self._authenticate(request, form, snapshot, now)
+            client, snapshot = await self._authenticate(request, form, snapshot, now)
             body = client_credentials(
                 snapshot,
                 self.ctx.keyring,
@@ -177,7 +197,7 @@ class OAuthServer:
         try:
             form = await _form(request)
             snapshot, now = self._snapshot(), self.ctx.clock.now()
-            client = await self._authenticate(request, form, snapshot, now)
+            client, snapshot = await self._authenticate(request, form, snapshot, now)
             body = introspect(snapshot, self.ctx.tokens, client=client, form=form, now=now)
         except OAuthError as exc:
             return exc.response()
@@ -188,7 +208,7 @@ class OAuthServer:
         try:
             form = await _form(request)
             snapshot, now = self._snapshot(), self.ctx.clock.now()
-            client = await self._authenticate(request, form, snapshot, now)
+            client, snapshot = await self._authenticate(request, form, snapshot, now)
             access = rfc7009_revocation.to_revoke(
                 snapshot, self.ctx.tokens, client=client, form=form, now=now
             )

@@ -9,38 +9,31 @@ when the store is down. Denials become audit events with their reason.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Literal, cast
+from typing import cast
 
-import anyio.to_thread
 import httpx
 from sqlalchemy import Table
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from ostiary.access.snapshot import FlowFacts, GrantSnapshot
-from ostiary.api.authn import parse_basic
 from ostiary.audit.actions import AuditAction
 from ostiary.audit.service import record
 from ostiary.context import AppContext
 from ostiary.db import WriteGate
 from ostiary.errors import AuthenticationFailed, Throttled
+from ostiary.gate import authenticators, throttling
+from ostiary.gate.admission import Admitted, CallFlow, admit
+from ostiary.gate.principal import Method, Principal, Refusal
+from ostiary.gate.rfc7617_basic import parse_basic
+from ostiary.oauth.rfc9068_jwt import audience
 from ostiary.runtime.models import Message, MessageStatus
 from ostiary.runtime.relay import Relay, Relayed, RelayFailed
-from ostiary.runtime.service import (
-    Accepted,
-    Caller,
-    Refusal,
-    admit,
-    new_message_id,
-    verify_basic,
-    verify_bearer,
-)
+from ostiary.runtime.service import Accepted, new_message_id
 from ostiary.runtime.usage import LastUse
 from ostiary.runtime.writer import BatchWriter, Row, StoreUnavailable
 
@@ -57,6 +50,7 @@ TOO_LARGE = b'{"error":"payload_too_large","detail":"message too large"}'
 MESSAGES = cast(Table, Message.__table__)
 BUSINESS_ID_HEADERS = ("sap_applicationid", "x-business-id")
 STORE_UNAVAILABLE = b'{"error":"store_unavailable","detail":"try again later"}'
+THROTTLED = b'{"error":"too_many_requests","detail":"try again later"}'
 log = logging.getLogger("ostiary.runtime")
 
 
@@ -73,7 +67,6 @@ class Runtime:
         self.writer = BatchWriter(ctx.sessions, gate=self.gate)
         self.last_use = LastUse()
         self.relay = Relay()
-        self.recheck = Recheck(ctx.grants.refresh)
         # For fetching OAuth clients' ``jwks_uri`` (ostiary.oauth.client_auth).
         self.http = httpx.AsyncClient(follow_redirects=False)
 
@@ -106,7 +99,7 @@ class Runtime:
             # created the user, reset the secret, added the flow or assigned the role, and
             # this process's snapshot may be up to one poll interval old. Allowing stays
             # query-free; a refusal waits for a version read begun after it arrived.
-            fresh = await self.recheck.since(arrived, snapshot)
+            fresh = await self.ctx.recheck.since(arrived, snapshot)
             if fresh is not snapshot:
                 snapshot = fresh
                 outcome = await self._authorize(snapshot, header, subdomain, path, address)
@@ -125,7 +118,7 @@ class Runtime:
         except ClientDisconnect:
             return Response(status_code=400)
         now = self.ctx.clock.now()
-        self.last_use.touch(caller.user.user_id, now)
+        self.last_use.touch(caller.user_id, now)
         accepted = Accepted(
             message_id=new_message_id(),
             subaccount_id=snapshot.subaccounts[subdomain],
@@ -143,53 +136,49 @@ class Runtime:
 
     async def _authorize(
         self, snapshot: GrantSnapshot, header: str, subdomain: str, path: str, address: str
-    ) -> tuple[Caller, FlowFacts] | _Refused | Response:
+    ) -> tuple[Principal, FlowFacts] | _Refused | Response:
         """Who calls and which flow they may call, per ``snapshot``; a ``Response`` for a
         malformed header or a throttled caller (answered at once, nothing to re-check)."""
-        if header[:7].lower() == "bearer ":
-            caller: Caller | Refusal = verify_bearer(
-                self.ctx, snapshot, header[7:].strip(), subdomain
-            )
-            if isinstance(caller, Refusal):
-                return _Refused(caller, "bearer")
-        else:
-            try:
-                identifier, password = parse_basic(header)
-            except AuthenticationFailed:
-                return _json(401, UNAUTHORIZED, ANY_CHALLENGE)
-            known = snapshot.find_user(identifier) if len(identifier) <= 320 else None
-            # Failures count per account (user ID and e-mail share one budget) and address.
-            account = known.user_id if known is not None else identifier
-            try:
-                self.ctx.throttle.check(account=account, address=address)
-            except Throttled as exc:
-                return _json(
-                    429,
-                    b'{"error":"too_many_requests","detail":"try again later"}',
-                    {"Retry-After": str(exc.retry_after)},
+        caller: Principal | Refusal
+        try:
+            if header[:7].lower() == "bearer ":
+                caller = authenticators.bearer(
+                    self.ctx,
+                    snapshot,
+                    token=header[7:].strip(),
+                    now=self.ctx.clock.now(),
+                    audience=audience(self.ctx.settings.public_url, subdomain),
                 )
-            caller = await verify_basic(self.ctx, known, identifier, password)
-            if isinstance(caller, Refusal):
-                return _Refused(caller, "basic", account)
-        flow = admit(snapshot, caller, subdomain, path)
-        if isinstance(flow, Refusal):
-            return _Refused(flow, "flow", oauth=caller.method == "oauth")
-        return caller, flow
+            else:
+                try:
+                    identifier, secret = parse_basic(header)
+                except AuthenticationFailed:
+                    return _json(401, UNAUTHORIZED, ANY_CHALLENGE)
+                caller = await authenticators.password(
+                    self.ctx, snapshot, identifier=identifier, secret=secret, address=address
+                )
+        except Throttled as exc:
+            return _json(429, THROTTLED, {"Retry-After": str(exc.retry_after)})
+        if isinstance(caller, Refusal):
+            return _Refused(caller, authenticated=False, bearer=header[:7].lower() == "bearer ")
+        admitted = admit(snapshot, caller, CallFlow(subdomain, path))
+        if isinstance(admitted, Refusal):
+            return _Refused(admitted, authenticated=True, bearer=caller.method is Method.oauth)
+        assert isinstance(admitted, Admitted) and admitted.flow is not None
+        return caller, admitted.flow
 
     def _refuse(self, refused: _Refused, subdomain: str, path: str, address: str) -> Response:
-        """Count, audit and answer a refusal (SPEC §2 step 9: the caller sees only 401/403/404)."""
+        """Audit and answer a refusal (SPEC §2 step 9: the caller sees only 401/403/404).
+        Failed authentications were counted by the gate's authenticators."""
         refusal = refused.refusal
-        if refused.stage == "basic":
-            self.ctx.throttle.failed(account=refused.account or "", address=address)
+        challenge = BEARER_CHALLENGE if refused.bearer else CHALLENGE
+        throttling.count(self.ctx, refusal, address)
+        if not refused.authenticated:
             self._deny(refusal, subdomain, path, address)
-            return _json(401, UNAUTHORIZED, CHALLENGE)
-        if refused.stage == "bearer":
-            self._deny(refusal, subdomain, path, address)
-            return _json(401, INVALID_TOKEN, BEARER_CHALLENGE)
+            return _json(401, INVALID_TOKEN if refused.bearer else UNAUTHORIZED, challenge)
         if refusal.status != 404:  # an unknown flow after authentication is not a denial
             self._deny(refusal, subdomain, path, address)
         body = {401: UNAUTHORIZED, 403: FORBIDDEN, 404: NOT_FOUND}[refusal.status]
-        challenge = BEARER_CHALLENGE if refused.oauth else CHALLENGE
         return _json(refusal.status, body, challenge if refusal.status == 401 else None)
 
     # ------------------------------------------------------------ modes
@@ -208,7 +197,7 @@ class Runtime:
         flow = accepted.flow
         headers = {
             "X-Ostiary-Message-Id": accepted.message_id,
-            "X-Ostiary-Sender": accepted.caller.user.user_id,
+            "X-Ostiary-Sender": accepted.caller.user_id,
         }
         if accepted.content_type:
             headers["Content-Type"] = accepted.content_type
@@ -262,75 +251,14 @@ class Runtime:
         )
 
 
-class Recheck:
-    """Version reads before refusals. A refusal uses only a read that began after the
-    request arrived (so a change committed elsewhere before that is seen); refusals
-    arriving together share one read, one in flight per event loop. A read that fails or
-    takes longer than ``timeout`` leaves the refusal standing."""
-
-    def __init__(self, refresh: Callable[[], GrantSnapshot], *, timeout: float = 2.0) -> None:
-        self._refresh = refresh
-        self._timeout = timeout
-        self._reads: dict[asyncio.AbstractEventLoop, tuple[float, asyncio.Task[GrantSnapshot]]]
-        self._reads = {}
-        self._latest: tuple[float, GrantSnapshot] | None = None
-
-    async def since(self, arrived: float, fallback: GrantSnapshot) -> GrantSnapshot:
-        """The snapshot as of a version read begun at or after ``arrived`` (monotonic)."""
-        try:
-            return await asyncio.wait_for(self._since(arrived), self._timeout)
-        except Exception:  # logged once per read in _read; a timeout is logged here
-            log.debug("refusal not re-checked", exc_info=True)
-            return fallback
-
-    async def _since(self, arrived: float) -> GrantSnapshot:
-        while True:
-            latest = self._latest
-            if latest is not None and latest[0] >= arrived:
-                return latest[1]
-            loop = asyncio.get_running_loop()
-            current = self._reads.get(loop)
-            if current is None or current[1].done():
-                started = time.monotonic()
-                task = loop.create_task(self._read(started))
-                current = self._reads[loop] = (started, task)
-                task.add_done_callback(self._finished)
-            started, task = current
-            snapshot = await asyncio.shield(task)
-            if started >= arrived:
-                return snapshot
-            # That read began before this request arrived: wait for the next one.
-
-    def _finished(self, task: asyncio.Task[GrantSnapshot]) -> None:
-        # Only reads in flight are held (the task refers to its loop: holding it would keep
-        # the loop alive). Marks the outcome as seen even if every waiter went away.
-        loop = task.get_loop()
-        current = self._reads.get(loop)
-        if current is not None and current[1] is task:
-            del self._reads[loop]
-        if not task.cancelled():
-            task.exception()
-
-    async def _read(self, started: float) -> GrantSnapshot:
-        try:
-            snapshot = await anyio.to_thread.run_sync(self._refresh)
-        except Exception:
-            log.warning("could not re-check the grants before a refusal", exc_info=True)
-            raise
-        if self._latest is None or started > self._latest[0]:
-            self._latest = (started, snapshot)
-        return snapshot
-
-
 @dataclass(frozen=True)
 class _Refused:
-    """A refusal and where it happened: failed Basic (counted by the throttle), failed
-    Bearer, or an authenticated caller refused the flow."""
+    """A refusal: of the credentials (``authenticated`` false) or of an authenticated
+    caller at the flow; ``bearer`` picks the challenge."""
 
     refusal: Refusal
-    stage: Literal["basic", "bearer", "flow"]
-    account: str | None = None
-    oauth: bool = False
+    authenticated: bool
+    bearer: bool
 
 
 class _TooLarge(Exception):
@@ -372,9 +300,9 @@ def _message(
             subaccount_id=accepted.subaccount_id,
             flow_id=accepted.flow.id,
             flow_path=accepted.flow.path,
-            sender=accepted.caller.user.user_id,
+            sender=accepted.caller.user_id,
             credential_id=accepted.caller.credential_id,
-            auth_method=accepted.caller.method,
+            auth_method=accepted.caller.method.value,
             status=status,
             size=accepted.size,
             content_type=accepted.content_type,

@@ -1,0 +1,156 @@
+"""The authenticators: each turns one kind of credential into a ``Principal`` or a
+``Refusal``, reading only the read model (the grants snapshot), never the request.
+
+- ``password`` — HTTP Basic with a user ID or e-mail and a generated secret (keyed hash,
+  microseconds) or a human-chosen password (argon2id, once, then the verified-credential
+  cache);
+- ``bearer`` — an access token issued by Ostiary (RFC 9068 JWT);
+- ``console_session`` — the console's session cookie.
+
+OAuth client authentication at the token endpoint (client secrets, client assertions) is
+protocol work and lives in ``ostiary.oauth.client_auth``; it checks a client's validity
+through ``ostiary.gate.credentials`` like everything here.
+
+Enumeration: an unknown identifier costs exactly what the kind of identity it would name
+costs, decided by its syntax (``T`` and digits: a technical user, checked by keyed hash),
+never by a first letter; anything else gets the argon2 dummy verification.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import replace
+from datetime import datetime
+
+import anyio.to_thread
+
+from ostiary.access.snapshot import GrantSnapshot, UserFacts
+from ostiary.context import AppContext
+from ostiary.db import transaction
+from ostiary.gate import throttling
+from ostiary.gate.credentials import client_refusal, user_refusal
+from ostiary.gate.principal import Failure, Method, Principal, Refusal
+from ostiary.identity.service import KEYED_PREFIX, rehash, verify_keyed
+from ostiary.oauth.errors import InvalidToken
+
+log = logging.getLogger("ostiary.gate")
+
+#: A technical user's ID: the only syntax whose unknown names are checked by keyed hash.
+TECHNICAL_ID = re.compile(r"[Tt]\d{6,}")
+MAX_IDENTIFIER = 320
+
+
+def checked_by_keyed_hash(identifier: str, stored: str | None) -> bool:
+    """Whether a credential is a generated secret: by its stored hash when the user is
+    known, else by the identifier's syntax (so an unknown ``T…`` ID costs what a known one
+    costs, and an unknown e-mail what a known person's costs)."""
+    if stored is not None:
+        return stored.startswith(KEYED_PREFIX)
+    return TECHNICAL_ID.fullmatch(identifier.strip()) is not None
+
+
+async def password(
+    ctx: AppContext, snapshot: GrantSnapshot, *, identifier: str, secret: str, address: str
+) -> Principal | Refusal:
+    """HTTP Basic: the active user whose user ID or e-mail and password these are.
+
+    Human-chosen passwords are throttled before argon2 runs (``throttling``); generated
+    secrets are verified first and never refused because of anyone else's failures.
+    Raises ``Throttled``; every other failure is a ``Refusal`` (401), counted and named.
+    """
+    user = snapshot.find_user(identifier) if len(identifier) <= MAX_IDENTIFIER else None
+    stored = user.password_hash if user is not None else None
+    account = throttling.account_of(user, identifier)
+    if checked_by_keyed_hash(identifier, stored):
+        ok = verify_keyed(ctx, stored, secret)
+        human = False
+    else:
+        human = True
+        throttling.before_human_password(ctx, account, address)
+        key = ctx.verified.key(identifier, secret)
+        if stored is not None and ctx.verified.matches(key, stored):
+            ok = True
+        else:
+            ok = await ctx.passwords.averify(stored, secret)
+            if ok and stored is not None:
+                ctx.verified.remember(key, stored)
+                if ctx.passwords.needs_rehash(stored):
+                    await anyio.to_thread.run_sync(_rehash, ctx, user, secret)
+    refused = (
+        Refusal(401, "wrong password", user.user_id)
+        if user is not None and not ok
+        else user_refusal(user, named=identifier)
+    )
+    if refused is not None:
+        return replace(refused, failure=Failure(account, human))
+    assert user is not None
+    return Principal(
+        user=user,
+        method=Method.basic,
+        credential_id=user.password_credential_id,
+        password_expires_at=user.password_expires_at if human else None,
+    )
+
+
+def _rehash(ctx: AppContext, user: UserFacts | None, secret: str) -> None:
+    """Store a hash with today's argon2 parameters (in its own short write transaction)."""
+    if user is None:
+        return
+    try:
+        with transaction(ctx.sessions) as session:
+            rehash(session, ctx, user_id=user.user_id, password=secret)
+    except Exception:  # the old hash still works; the next sign-in tries again
+        log.warning("could not rehash the password of %s", user.user_id, exc_info=True)
+
+
+def bearer(
+    ctx: AppContext,
+    snapshot: GrantSnapshot,
+    *,
+    token: str,
+    now: datetime,
+    audience: str | None = None,
+) -> Principal | Refusal:
+    """An access token issued by Ostiary, checked against the current state: revocation,
+    the client (enabled, not expired) and its technical user (active). ``audience`` names
+    the tenant a runtime call is for; the admin API accepts a token of any tenant."""
+    try:
+        access = ctx.tokens.validate(token, snapshot, now=now, expected_audience=audience)
+    except InvalidToken as exc:
+        return Refusal(401, f"invalid token: {exc.reason}", failure=Failure(None, human=False))
+    client = snapshot.clients.get(access.client_id)
+    refused = client_refusal(snapshot, client, now, named=access.client_id)
+    if refused is None and (client is None or client.user_id != access.subject):
+        refused = Refusal(401, "the token's subject is not its client's user", access.subject)
+    if refused is not None:
+        return Refusal(
+            401,
+            f"token of client {access.client_id}: {refused.reason}",
+            access.subject,
+            failure=Failure(throttling.client_account(access.client_id), human=False),
+        )
+    user = snapshot.users[access.subject]
+    return Principal(
+        user=user,
+        method=Method.oauth,
+        credential_id=access.client_id,
+        client_id=access.client_id,
+        scope=access.scope,
+    )
+
+
+def console_session(snapshot: GrantSnapshot, user_id: str) -> Principal | Refusal:
+    """The user of a live console session (resolved by ``identity.sessions``), if still
+    allowed in: active, per the read model. An expired password was found at sign-in and
+    marked on the session (``must_change_password``), which the edges enforce."""
+    user = snapshot.users.get(user_id)
+    refused = user_refusal(user, named=user_id)
+    if refused is not None:
+        return refused
+    assert user is not None
+    return Principal(
+        user=user,
+        method=Method.session,
+        credential_id=f"session-{user.user_id}",
+    )

@@ -1,0 +1,82 @@
+"""Who is calling, and how they proved it: the one principal every entry point gets."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from ostiary.access.snapshot import UserFacts
+from ostiary.identity.models import UserKind
+
+
+class Method(StrEnum):
+    """How a caller authenticated. The value is what the message log records."""
+
+    basic = "basic"  # HTTP Basic: a generated secret or a human-chosen password
+    oauth = "oauth"  # a Bearer access token issued by Ostiary
+    session = "session"  # the console's session cookie
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated caller: the user as the read model knows it, and the credential."""
+
+    user: UserFacts
+    method: Method
+    #: How the message log and the audit trail name the credential used.
+    credential_id: str
+    #: The OAuth client a token was issued to (bearer callers only).
+    client_id: str | None = None
+    #: The roles an access token was narrowed to (``None``: every role the user holds).
+    scope: frozenset[str] | None = None
+    #: When the human-chosen password used here expires (``None``: never, or not a password).
+    password_expires_at: datetime | None = None
+
+    @property
+    def id(self) -> uuid.UUID:
+        """The user's internal UUID."""
+        return self.user.id
+
+    @property
+    def user_id(self) -> str:
+        """The user's human-readable ID."""
+        return self.user.user_id
+
+    @property
+    def kind(self) -> UserKind:
+        """Person or technical user."""
+        return self.user.kind
+
+    @property
+    def is_platform_admin(self) -> bool:
+        """Whether the user administers the whole installation."""
+        return self.user.is_platform_admin
+
+    def password_expired(self, now: datetime) -> bool:
+        """Whether the password this caller used has expired (it must be changed first)."""
+        return self.password_expires_at is not None and self.password_expires_at <= now
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A failed authentication to count: the account it named (``None``: none) and whether
+    a human-chosen password was tried (``ostiary.gate.throttling``)."""
+
+    account: str | None
+    human: bool
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a caller is refused: ``status`` for the caller, ``reason`` for the audit trail.
+
+    ``user_id`` names the identity the attempt was about, when one is known; ``failure``
+    is set on failed authentications, which the edge counts once (``throttling.count``)
+    when it finally refuses (after the re-check, so a refusal is never counted twice)."""
+
+    status: int
+    reason: str
+    user_id: str | None = None
+    failure: Failure | None = None

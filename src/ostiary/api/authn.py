@@ -76,9 +76,7 @@ async def _authenticate(request: Request, *, allow_expired: bool) -> Principal:
     )
     if found is None:
         raise AuthenticationFailed(reason="no credentials")
-    expired = found.password_expired(ctx.clock.now()) or getattr(
-        request.state, "must_change_password", False
-    )
+    expired = found.password_expired or getattr(request.state, "must_change_password", False)
     if expired and not allow_expired:
         if found.method is Method.session:
             raise PermissionDenied("the password has expired; change it first")

@@ -43,8 +43,9 @@ FLASHES = {
     "enable": "oauth_client_enabled",
     "delete": "oauth_client_deleted",
 }
-#: Enough for any real overlap; also keeps ``timedelta`` far from its overflow.
-MAX_OVERLAP_HOURS = 24 * 366
+#: The service's cap (``clients.MAX_OVERLAP``) in the form's unit; checked here too so the
+#: number is refused before ``timedelta`` could overflow.
+MAX_OVERLAP_HOURS = clients.MAX_OVERLAP.days * 24
 #: How many technical users the "New OAuth client" select offers; the user-ID field takes any.
 CHOICES = 200
 

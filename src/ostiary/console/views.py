@@ -175,7 +175,7 @@ async def signin(
 
         principal = await settle(ctx, attempt, target="/console/signin", address=address)
         assert principal is not None
-        expired = principal.password_expired(ctx.clock.now())
+        expired = principal.password_expired
         secret = await anyio.to_thread.run_sync(_start_session, ctx, principal, expired)
     except (AuthenticationFailed, Throttled) as exc:
         message = SIGNIN_FAILED if isinstance(exc, AuthenticationFailed) else exc.detail

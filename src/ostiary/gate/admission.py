@@ -120,6 +120,9 @@ def _flow_steps(
     assert user is not None
     yield f"user {user.user_id} is a {user.kind.value} user, {user.status.value}"
     basic_refused = not facts.basic_auth_allowed
+    if principal is not None and principal.password_expired:
+        yield Refusal(401, "the password has expired; it must be changed first", user_id)
+        return
     if principal is not None:
         if principal.method.value not in flow.auth:
             yield Refusal(

@@ -89,7 +89,9 @@ async def password(
         user=user,
         method=Method.basic,
         credential_id=user.password_credential_id,
-        password_expires_at=user.password_expires_at if human else None,
+        password_expired=human
+        and user.password_expires_at is not None
+        and user.password_expires_at <= ctx.clock.now(),
     )
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
 from enum import StrEnum
 
 from ostiary.access.snapshot import UserFacts
@@ -31,8 +30,8 @@ class Principal:
     client_id: str | None = None
     #: The roles an access token was narrowed to (``None``: every role the user holds).
     scope: frozenset[str] | None = None
-    #: When the human-chosen password used here expires (``None``: never, or not a password).
-    password_expires_at: datetime | None = None
+    #: The human-chosen password used here has expired: it must be changed first.
+    password_expired: bool = False
 
     @property
     def id(self) -> uuid.UUID:
@@ -53,10 +52,6 @@ class Principal:
     def is_platform_admin(self) -> bool:
         """Whether the user administers the whole installation."""
         return self.user.is_platform_admin
-
-    def password_expired(self, now: datetime) -> bool:
-        """Whether the password this caller used has expired (it must be changed first)."""
-        return self.password_expires_at is not None and self.password_expires_at <= now
 
 
 @dataclass(frozen=True)

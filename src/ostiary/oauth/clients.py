@@ -6,7 +6,7 @@ from __future__ import annotations
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -31,6 +31,10 @@ class IssuedClientSecret:
     client: OAuthClient
     secret: str
     secret_id: uuid.UUID
+
+
+#: The longest overlap rotation: enough for any real switch-over (API, console and CLI).
+MAX_OVERLAP = timedelta(days=366)
 
 
 def _check_jwks(jwks: dict[str, Any] | None, jwks_uri: str | None) -> None:
@@ -145,6 +149,11 @@ def rotate(
     now = ctx.clock.now()
     if old_valid_until < now:
         raise InvalidInput("old_valid_until must not be in the past")
+    if old_valid_until > now + MAX_OVERLAP:
+        raise InvalidInput(
+            f"old_valid_until may be at most {MAX_OVERLAP.days} days ahead: an overlap is a "
+            "grace period for switching senders, not a second lifetime"
+        )
     for row in secrets_of(session, client=client):
         if row.expires_at is None or row.expires_at > old_valid_until:
             row.expires_at = old_valid_until

@@ -126,16 +126,17 @@ def test_forwarded_that_says_nothing_usable_yields_no_client(header: str) -> Non
     assert client_from_forwarded(header, TRUSTED) is None
 
 
-def test_peer_verdicts_are_cached_and_unparseable_peers_are_untrusted() -> None:
+def test_lookups_are_cached_and_unparseable_peers_are_untrusted() -> None:
     trusted = TrustedProxies([ipaddress.ip_network("127.0.0.0/8")])
     assert trusted.trusts("127.0.0.1") and trusted.trusts("::ffff:127.0.0.2")
     assert not trusted.trusts("testclient") and not trusted.trusts("198.51.100.1")
-    assert trusted._verdicts == {
-        "127.0.0.1": True,
-        "::ffff:127.0.0.2": True,
-        "testclient": False,
-        "198.51.100.1": False,
+    assert trusted._cache == {
+        "127.0.0.1": ("127.0.0.1", True),
+        "::ffff:127.0.0.2": ("127.0.0.2", True),
+        "testclient": (None, False),
+        "198.51.100.1": ("198.51.100.1", False),
     }
+    assert not trusted.trusts("1" * 65) and "1" * 65 not in trusted._cache
     assert parse_address("  203.0.113.7 ") == ipaddress.ip_address("203.0.113.7")
 
 

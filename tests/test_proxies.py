@@ -68,6 +68,7 @@ def test_the_client_is_the_rightmost_address_that_is_not_a_trusted_proxy(
         "203.0.113.7, fe80::1%eth0",
         "203.0.113.7, [2001:db8::1",
         "203.0.113.7, 1.2.3.4:port",
+        "203.0.113.7, 1.2.3.4:\u00b2",
         "\x00\xff" * 50,
     ],
 )

@@ -107,7 +107,7 @@ def parse_address(text: str) -> Address | None:
         text = host
     elif text.count(":") == 1:
         text, _, port = text.partition(":")
-        if not port.isdigit():
+        if not _is_digits(port):
             return None
     if "%" in text:
         return None
@@ -121,7 +121,12 @@ def parse_address(text: str) -> Address | None:
 
 
 def _is_port(rest: str) -> bool:
-    return rest.startswith(":") and rest[1:].isdigit()
+    return rest.startswith(":") and _is_digits(rest[1:])
+
+
+def _is_digits(text: str) -> bool:
+    # isdigit() alone takes "²" and other Unicode digits.
+    return text.isascii() and text.isdigit()
 
 
 def client_from_x_forwarded_for(value: str, trusted: TrustedProxies) -> str | None:

@@ -29,6 +29,7 @@ from ostiary.console import tenancy_views as console_tenancy
 from ostiary.console import views as console
 from ostiary.context import AppContext, build_context
 from ostiary.db import transaction
+from ostiary.gate.proxies import ProxyHeadersMiddleware, TrustedProxies
 from ostiary.oauth.endpoints import OAuthServer
 from ostiary.oauth.keys import ensure_key
 from ostiary.ops import BodyLimitMiddleware, Metrics, ObservabilityMiddleware
@@ -113,4 +114,8 @@ def create_app(settings: Settings, *, ctx: AppContext | None = None) -> FastAPI:
         BodyLimitMiddleware, max_bytes=settings.max_request_bytes, exempt_prefixes=("/t/",)
     )
     app.add_middleware(ObservabilityMiddleware, metrics=metrics)
+    if settings.trusted_proxies:
+        # Outermost (added last), so metrics, logs and every route see the real caller.
+        # Not installed without trusted proxies: the hot paths then pay nothing for it.
+        app.add_middleware(ProxyHeadersMiddleware, trusted=TrustedProxies(settings.trusted_proxies))
     return app

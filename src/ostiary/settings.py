@@ -6,13 +6,16 @@ imports it as a global.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from enum import StrEnum
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
+from typing import Annotated, Any
 
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 #: Values that look like a secret but are published somewhere (docs, examples, tests).
 KNOWN_DEFAULT_SECRETS = frozenset(
@@ -54,11 +57,22 @@ class Settings(BaseSettings):
     signin_failures_per_address: int = Field(default=100, ge=1)
     signin_window_seconds: int = Field(default=900, ge=1)
     token_lifetime_seconds: int = Field(default=3600, ge=60, le=24 * 3600)
+    # NoDecode: the variable is a comma-separated list, not the JSON pydantic-settings expects.
+    trusted_proxies: Annotated[tuple[IPv4Network | IPv6Network, ...], NoDecode] = ()
 
     @field_validator("public_url")
     @classmethod
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _parse_trusted_proxies(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return parse_networks(value.split(","))
+        if isinstance(value, list | tuple):
+            return parse_networks(value)
+        return value
 
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> Settings:
@@ -104,3 +118,28 @@ class Settings(BaseSettings):
         with os.fdopen(fd, "w") as handle:
             handle.write(secrets.token_urlsafe(48))
         return path.read_text().strip().encode()
+
+
+def parse_networks(entries: Any) -> tuple[IPv4Network | IPv6Network, ...]:
+    """Addresses and CIDRs (``10.0.0.0/8``, ``::1``) as networks; a bad entry is refused.
+
+    A CIDR with host bits set (``10.0.0.1/8``) is refused rather than widened, because
+    for a list of whom to believe the ambiguity matters: it could mean one host or the
+    whole network.
+    """
+    networks: list[IPv4Network | IPv6Network] = []
+    for entry in entries:
+        if isinstance(entry, IPv4Network | IPv6Network):
+            networks.append(entry)
+            continue
+        text = str(entry).strip()
+        if not text:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(text, strict=True))
+        except ValueError as exc:
+            raise ValueError(
+                f"OSTIARY_TRUSTED_PROXIES: {text!r} is not an IPv4/IPv6 address or CIDR "
+                f"({exc}); use comma-separated entries such as 127.0.0.1,10.0.0.0/8,::1"
+            ) from None
+    return tuple(networks)

@@ -205,7 +205,7 @@ async def signin(
         secret,
         httponly=True,
         samesite="lax",
-        secure=secure(ctx),
+        secure=secure(ctx, request.scope),
         path="/",
         max_age=ctx.settings.session_ttl_hours * 3600,
     )

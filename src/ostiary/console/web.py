@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.templating import Jinja2Templates
 from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.types import Receive, Scope, Send
 
 from ostiary.api.authn import SESSION_COOKIE
 from ostiary.context import AppContext
@@ -124,9 +125,10 @@ def check_csrf(seen: Viewer, submitted: str) -> None:
         raise PermissionDenied("the form expired or was not sent from this site; reload and retry")
 
 
-def secure(ctx: AppContext) -> bool:
-    """Whether cookies get the ``Secure`` flag."""
-    return ctx.settings.secure_cookies
+def secure(ctx: AppContext, scope: Scope) -> bool:
+    """Whether cookies get the ``Secure`` flag: the public URL is https, or this request
+    came over https (``X-Forwarded-Proto: https`` from a trusted proxy counts)."""
+    return ctx.settings.secure_cookies or scope.get("scheme") == "https"
 
 
 def render(
@@ -161,7 +163,7 @@ def render(
             seen.new_anon_token,
             httponly=True,
             samesite="lax",
-            secure=secure(ctx),
+            secure=secure(ctx, request.scope),
             path="/console",
         )
     _harden(response)
@@ -170,19 +172,32 @@ def render(
 
 def redirect(ctx: AppContext, url: str, *, flash: str | None = None) -> RedirectResponse:
     """A 303 redirect, optionally carrying a flash message code."""
-    response = RedirectResponse(url, status_code=303)
-    if flash:
-        response.set_cookie(
-            FLASH_COOKIE,
-            flash,
-            httponly=True,
-            samesite="lax",
-            secure=secure(ctx),
-            path="/console",
-            max_age=60,
-        )
+    response = _Redirect(url, ctx=ctx, flash=flash)
     _harden(response)
     return response
+
+
+class _Redirect(RedirectResponse):
+    """A 303 whose flash cookie is set when it is sent, because only then is the request's
+    scheme known (``redirect`` has no request, and its callers are many)."""
+
+    def __init__(self, url: str, *, ctx: AppContext, flash: str | None) -> None:
+        super().__init__(url, status_code=303)
+        self._ctx = ctx
+        self._flash = flash
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._flash:
+            self.set_cookie(
+                FLASH_COOKIE,
+                self._flash,
+                httponly=True,
+                samesite="lax",
+                secure=secure(self._ctx, scope),
+                path="/console",
+                max_age=60,
+            )
+        await super().__call__(scope, receive, send)
 
 
 def _harden(response: Response) -> None:

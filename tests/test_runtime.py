@@ -15,9 +15,9 @@ from sqlalchemy import select
 from ostiary.access.service import set_user_collections
 from ostiary.context import AppContext
 from ostiary.db import make_session_factory, transaction
+from ostiary.gate.recheck import Recheck
 from ostiary.identity import technical
 from ostiary.identity.models import User
-from ostiary.gate.recheck import Recheck
 from ostiary.runtime.service import new_message_id
 from ostiary.runtime.usage import LastUse
 from ostiary.tenancy.models import Subaccount

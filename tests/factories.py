@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import itertools
+import socket
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -107,3 +110,91 @@ def messages_table_away(ctx: AppContext) -> Iterator[None]:
     finally:
         with ctx.engine.begin() as connection:
             connection.exec_driver_sql("ALTER TABLE messages_away RENAME TO messages")
+
+
+class TcpForwarder:
+    """A TCP forwarder to ``upstream`` on a local port, which a test can cut and restore:
+    a database server that goes away and comes back. Cut, new connections are refused
+    (nothing listens on the port) and open ones end at once; restored, the same port
+    forwards again."""
+
+    def __init__(self, upstream_host: str, upstream_port: int) -> None:
+        self._upstream = (upstream_host, upstream_port)
+        self._lock = threading.Lock()
+        self._open: set[socket.socket] = set()
+        self._listener: socket.socket | None = None
+        self.port = 0
+        self.restore()
+
+    def restore(self) -> None:
+        """Listen (again) on the forwarder's port."""
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(128)
+        self.port = int(listener.getsockname()[1])
+        with self._lock:
+            self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def cut(self) -> None:
+        """Stop listening and end every forwarded connection."""
+        with self._lock:
+            listener, self._listener = self._listener, None
+            connections, self._open = self._open, set()
+        if listener is not None:
+            with contextlib.suppress(OSError):
+                listener.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in accept()
+            listener.close()
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)  # its pump closes it
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return  # cut
+            try:
+                server = socket.create_connection(self._upstream, timeout=5)
+                server.settimeout(None)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                if self._listener is not listener:  # cut meanwhile
+                    client.close()
+                    server.close()
+                    return
+                self._open |= {client, server}
+            for source, target in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(source, target), daemon=True).start()
+
+    def _pump(self, source: socket.socket, target: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                target.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for end in (source, target):  # the other direction's pump wakes up and ends
+                with contextlib.suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)
+            with self._lock:
+                self._open.discard(source)
+            source.close()
+
+
+def forwarded(url: str, forwarder: TcpForwarder) -> str:
+    """``url`` (``postgresql+psycopg://user@host:port/db``) through ``forwarder``."""
+    head, _, rest = url.partition("@")
+    _, _, database = rest.partition("/")
+    return f"{head}@127.0.0.1:{forwarder.port}/{database}"
+
+
+def forwarder_for(url: str) -> TcpForwarder:
+    """A forwarder to the server of the PostgreSQL ``url``."""
+    address = url.partition("@")[2].partition("/")[0]
+    host, _, port = address.partition(":")
+    return TcpForwarder(host or "127.0.0.1", int(port or 5432))

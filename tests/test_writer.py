@@ -1,18 +1,22 @@
-"""The group-commit writer's edges: stopped writers, stuck stores, a dying thread."""
+"""The group-commit writer's edges: stopped writers, stuck stores, a dying thread, and one
+bad write in a batch."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio.to_thread
+import psycopg
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Column, MetaData, String, Table, exc, insert, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from ostiary.db import make_engine, make_session_factory
-from ostiary.runtime.writer import BatchWriter, StoreUnavailable
+from ostiary.db import make_engine, make_session_factory, store_wide
+from ostiary.runtime.writer import BatchWriter, Row, StoreUnavailable, Write
 
 
 @pytest.fixture
@@ -191,3 +195,107 @@ def test_an_unreachable_store_fails_a_batch_at_once_without_retrying_each_write(
     engine.dispose()
     assert all(isinstance(r, StoreUnavailable) for r in results)
     assert len(entries) == 2  # the first write's batch, then one batch of the other nine
+
+
+@pytest.fixture
+def bounded_notes(database_url: str) -> Iterator[tuple[sessionmaker[Session], Table]]:
+    """A table of short, required notes on the test's backend (PostgreSQL enforces the
+    length, SQLite does not), dropped again at the end."""
+    engine = make_engine(database_url, immediate=True)
+    table = Table(
+        f"writer_notes_{uuid.uuid4().hex[:8]}",
+        MetaData(),
+        Column("body", String(10), nullable=False),
+    )
+    table.create(engine)
+    try:
+        yield make_session_factory(engine), table
+    finally:
+        table.drop(engine)
+        engine.dispose()
+
+
+def test_bad_rows_in_a_group_commit_fail_alone_and_the_good_ones_commit(
+    backend: str, bounded_notes: tuple[sessionmaker[Session], Table]
+) -> None:
+    """A NUL byte (refused by psycopg before it reaches the server, no SQLSTATE), a value
+    over the column's length and a NOT NULL violation, each in one write of a batch full
+    of good ones: only those writes fail, on every backend."""
+    sessions, table = bounded_notes
+    held, gate = _stuck_gate()
+    entered = threading.Event()
+
+    class EnteringGate:
+        def __enter__(self) -> None:
+            entered.set()
+            gate.__enter__()
+
+        def __exit__(self, *_: object) -> None:
+            gate.__exit__()
+
+    def note(body: str | None) -> Write:
+        return Row(table, {"body": body})
+
+    def function_note(body: str) -> Write:
+        def apply(session: Session) -> None:
+            session.execute(insert(table).values(body=body))
+
+        return apply
+
+    writes: dict[str, Write] = {
+        "good-1": note("good-1"),
+        "nul": note("nul\x00byte"),
+        "good-2": note("good-2"),
+        "too-long": note("x" * 11),
+        "good-3": function_note("good-3"),
+        "null": note(None),
+        "good-4": note("good-4"),
+        "fn-nul": function_note("fn\x00nul"),
+        "good-5": function_note("good-5"),
+    }
+
+    async def scenario() -> dict[str, BaseException | None]:
+        writer = BatchWriter(sessions, gate=EnteringGate())
+        await writer.start()
+        # The first write's batch waits at the gate, so all the others queue behind it
+        # and are committed together in the next batch.
+        first = asyncio.ensure_future(writer.write(note("first")))
+        assert await anyio.to_thread.run_sync(entered.wait, 5)
+        queued = {name: asyncio.ensure_future(writer.write(w)) for name, w in writes.items()}
+        await asyncio.sleep(0)  # let every write above reach the queue
+        held.release()
+        await first
+        results = await asyncio.gather(*queued.values(), return_exceptions=True)
+        await writer.stop()
+        return dict(zip(queued, results, strict=True))
+
+    results = asyncio.run(scenario())
+    refused_by_postgresql = {"nul", "too-long", "fn-nul"} if backend == "postgresql" else set()
+    failed = {name for name, result in results.items() if result is not None}
+    assert failed == {"null"} | refused_by_postgresql
+    assert all(isinstance(results[name], StoreUnavailable) for name in failed)
+    with sessions() as session:
+        stored = set(session.scalars(select(table.c.body)))
+    assert {f"good-{i}" for i in range(1, 6)} | {"first"} <= stored
+    assert stored.isdisjoint({"x" * 11} if backend == "postgresql" else set())
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (exc.DataError("INSERT", {}, psycopg.DataError("text fields cannot contain NUL")), False),
+        (exc.IntegrityError("INSERT", {}, psycopg.errors.NotNullViolation("null")), False),
+        (exc.ProgrammingError("INSERT", {}, psycopg.ProgrammingError("cannot adapt")), False),
+        (exc.OperationalError("INSERT", {}, psycopg.errors.SerializationFailure("x")), False),
+        (exc.OperationalError("INSERT", {}, psycopg.OperationalError("refused")), True),
+        (exc.OperationalError("INSERT", {}, psycopg.errors.AdminShutdown("bye")), True),
+        (exc.InterfaceError("INSERT", {}, psycopg.InterfaceError("closed")), True),
+        (exc.TimeoutError("no pooled connection"), True),
+        (ValueError("a bug in one write"), False),
+    ],
+    ids=lambda value: type(value).__name__ if isinstance(value, Exception) else str(value),
+)
+def test_driver_errors_are_classified_by_code_then_by_class(
+    error: BaseException, expected: bool
+) -> None:
+    assert store_wide(error) is expected

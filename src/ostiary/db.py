@@ -11,7 +11,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import DateTime, Dialect, Engine, MetaData, Uuid, create_engine, event
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import (
+    DataError,
+    DBAPIError,
+    IntegrityError,
+    InterfaceError,
+    NotSupportedError,
+    ProgrammingError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
@@ -168,6 +176,51 @@ class WriteGate:
                 if fd is not None:
                     os.close(fd)
             self._queue = self._write = None
+
+
+#: SQLSTATE classes that are about one statement, not the store: data exceptions,
+#: integrity violations, deadlock or serialization victims, syntax or access rule errors.
+_ONE_WRITE_SQLSTATE_CLASSES = ("22", "23", "40", "42")
+#: SQLite result codes that are about the database as a whole.
+_STORE_WIDE_SQLITE = (
+    "SQLITE_BUSY",
+    "SQLITE_LOCKED",
+    "SQLITE_IOERR",
+    "SQLITE_FULL",
+    "SQLITE_READONLY",
+    "SQLITE_CANTOPEN",
+    "SQLITE_CORRUPT",
+    "SQLITE_NOTADB",
+)
+#: DBAPI exception classes that are about one statement or its values when the driver
+#: gives no code: psycopg refuses some values itself, before the server sees them (a NUL
+#: character in a text parameter, a value it cannot adapt), with no SQLSTATE.
+_ONE_WRITE_CLASSES = (DataError, IntegrityError, ProgrammingError, NotSupportedError)
+
+
+def store_wide(exc: BaseException) -> bool:
+    """Whether ``exc`` is about the store as a whole (unreachable, locked, full, read-only,
+    out of pooled connections) rather than about one statement or its values.
+
+    The group-commit writer uses it to tell a batch that must fail together from one bad
+    write to leave out; the web layer to answer 503 instead of 500.
+    """
+    if isinstance(exc, PoolTimeoutError):  # no pooled connection came free
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False  # a bug or bad value in one write's own code
+    if exc.connection_invalidated or isinstance(exc, InterfaceError):
+        return True
+    sqlite_code = getattr(exc.orig, "sqlite_errorname", None)
+    if sqlite_code is not None:
+        return str(sqlite_code).startswith(_STORE_WIDE_SQLITE)
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if sqlstate:
+        return not str(sqlstate).startswith(_ONE_WRITE_SQLSTATE_CLASSES)
+    # No code to go by: an OperationalError (could not connect at all, the server went
+    # away) or anything unknown counts as the store's, so a batch fails at once instead of
+    # waiting for the same failure once per write.
+    return not isinstance(exc, _ONE_WRITE_CLASSES)
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -1,4 +1,11 @@
-"""The one place where errors become HTTP responses: ``{error, detail}`` JSON."""
+"""The one place where errors become HTTP responses: ``{error, detail}`` JSON.
+
+The database being unreachable is answered 503 ``store_unavailable`` with ``Retry-After``
+on every route (console pages get a small HTML page), never 500: a 500 goes through
+Starlette's last-resort handler, which re-raises, and uvicorn then drops the keep-alive
+connection. Which driver errors mean "the store" is ``ostiary.db.store_wide``, the same
+test the group-commit writer uses.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +15,14 @@ from typing import Any
 import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from ostiary.audit.actions import AuditAction
 from ostiary.audit.service import record
-from ostiary.db import transaction
+from ostiary.db import store_wide, transaction
 from ostiary.errors import AuthenticationFailed, OstiaryError, PermissionDenied, Throttled
 
 log = logging.getLogger("ostiary.api")
@@ -22,6 +30,16 @@ log = logging.getLogger("ostiary.api")
 #: The challenge sent with every 401 of the admin API.
 BASIC_CHALLENGE = 'Basic realm="ostiary", charset="UTF-8"'
 BEARER_CHALLENGE = 'Bearer realm="ostiary", error="invalid_token"'
+#: Seconds a client should wait after a 503 (the runtime's 503 says the same).
+STORE_RETRY_AFTER = "1"
+#: The console's page for an unreachable store: plain HTML, so showing it needs neither
+#: the database (the signed-in user) nor a template that might.
+_UNAVAILABLE_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Ostiary is unavailable</title></head>
+<body><main><h1>Temporarily unavailable</h1>
+<p>Ostiary cannot reach its database right now. Nothing was changed; try again in a moment.</p>
+</main></body></html>
+"""
 
 
 def error_response(
@@ -107,6 +125,24 @@ async def _data_error(request: Request, exc: Exception) -> Response:
     )
 
 
+def store_unavailable(request: Request) -> Response:
+    """503 for a request that could not be served because the store cannot be reached."""
+    headers = {"Retry-After": STORE_RETRY_AFTER, "Cache-Control": "no-store"}
+    if request.url.path.startswith("/console"):
+        headers["Content-Security-Policy"] = "default-src 'none'; frame-ancestors 'none'"
+        return HTMLResponse(_UNAVAILABLE_PAGE, status_code=503, headers=headers)
+    return error_response(
+        503, "store_unavailable", "the database cannot be reached; try again later", headers
+    )
+
+
+async def _store_error(request: Request, exc: Exception) -> Response:
+    if not store_wide(exc):
+        return await _unexpected(request, exc)
+    log.warning("store unavailable on %s %s: %s", request.method, request.url.path, exc)
+    return store_unavailable(request)
+
+
 async def _unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unexpected error on %s %s", request.method, request.url.path)
     return error_response(500, "internal_error", "an unexpected error occurred")
@@ -118,4 +154,8 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(DataError, _data_error)
+    # OperationalError, InterfaceError and the rest of the driver's errors, and a pool
+    # without a free connection; the handlers run for the most specific class raised.
+    app.add_exception_handler(DBAPIError, _store_error)
+    app.add_exception_handler(PoolTimeoutError, _store_error)
     app.add_exception_handler(Exception, _unexpected)

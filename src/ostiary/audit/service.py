@@ -1,7 +1,9 @@
 """Write and read the hash-chained audit trail.
 
 Each event's hash covers its content and the previous event's hash, so changing or
-deleting any event breaks every hash after it (``verify_chain`` finds where).
+deleting any event breaks every hash after it (``verify_chain`` finds where). Text that may
+come from a request (actor, target, sub-account, reason and the strings in ``before`` and
+``after``) is cleaned before it is hashed, so what is stored is what was hashed.
 """
 
 from __future__ import annotations
@@ -10,17 +12,22 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, text
+from sqlalchemy import Table, select, text
 from sqlalchemy.orm import Session
 
 from ostiary.audit.actions import AuditAction
 from ostiary.audit.models import AuditEvent
 from ostiary.clock import Clock
+from ostiary.textsafe import clean, clean_json, clean_optional, column_length
 
 GENESIS = "0" * 64
 _PG_CHAIN_LOCK = 7_407_421_874
+_EVENTS = cast(Table, AuditEvent.__table__)
+_ACTOR_MAX = column_length(_EVENTS, "actor")
+_TARGET_MAX = column_length(_EVENTS, "target")
+_SUBDOMAIN_MAX = column_length(_EVENTS, "subdomain")
 
 
 def _digest(
@@ -55,10 +62,6 @@ def record(
     reason: str | None = None,
 ) -> AuditEvent:
     """Append an event to the chain, in the caller's transaction."""
-    if session.get_bind().dialect.name == "postgresql":
-        # Serialise writers of the chain; SQLite's write transactions already are.
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_CHAIN_LOCK})
-    prev = session.scalar(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1))
     detail: dict[str, Any] = {}
     if before is not None:
         detail["before"] = before
@@ -66,8 +69,16 @@ def record(
         detail["after"] = after
     if reason is not None:
         detail["reason"] = reason
-    # Round-trip through JSON so the stored detail hashes the same when read back.
-    detail = json.loads(json.dumps(detail, default=str))
+    # Round-trip through JSON so the stored detail hashes the same when read back; clean
+    # afterwards, as ``default=str`` may turn any object into text.
+    detail = clean_json(json.loads(json.dumps(detail, default=str)))
+    actor = clean(actor, _ACTOR_MAX)
+    target = clean(target, _TARGET_MAX)
+    subdomain = clean_optional(subdomain, _SUBDOMAIN_MAX)
+    if session.get_bind().dialect.name == "postgresql":
+        # Serialise writers of the chain; SQLite's write transactions already are.
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_CHAIN_LOCK})
+    prev = session.scalar(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1))
     occurred_at = clock.now()
     event = AuditEvent(
         occurred_at=occurred_at,

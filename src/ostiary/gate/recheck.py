@@ -15,6 +15,7 @@ from collections.abc import Callable
 import anyio.to_thread
 
 from ostiary.access.snapshot import GrantSnapshot
+from ostiary.db import store_wide
 
 log = logging.getLogger("ostiary.gate")
 
@@ -33,10 +34,16 @@ class Recheck:
         self._latest: tuple[float, GrantSnapshot] | None = None
 
     async def since(self, arrived: float, fallback: GrantSnapshot) -> GrantSnapshot:
-        """The snapshot as of a version read begun at or after ``arrived`` (monotonic)."""
+        """The snapshot as of a version read begun at or after ``arrived`` (monotonic).
+
+        A store that cannot be reached at all is raised (the caller answers 503: the
+        credential may be one just created, so "try again" is the honest answer); any
+        other failure or a timeout leaves the refusal standing."""
         try:
             return await asyncio.wait_for(self._since(arrived), self._timeout)
-        except Exception:  # logged once per read in _read; a timeout is logged here
+        except Exception as exc:  # logged once per read in _read; a timeout is logged here
+            if store_wide(exc):
+                raise
             log.debug("refusal not re-checked", exc_info=True)
             return fallback
 

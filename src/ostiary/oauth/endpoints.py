@@ -8,12 +8,16 @@ these handlers parse, throttle, audit and render.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from functools import partial
 from urllib.parse import parse_qsl
 
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -22,6 +26,7 @@ from ostiary.access.snapshot import GrantSnapshot
 from ostiary.audit.actions import AuditAction
 from ostiary.audit.service import record
 from ostiary.context import AppContext
+from ostiary.db import store_wide
 from ostiary.errors import Throttled
 from ostiary.gate import throttling
 from ostiary.gate.principal import Failure, Refusal
@@ -75,6 +80,25 @@ def _claimed_client(header: str, form: dict[str, str]) -> str:
 
 
 log = logging.getLogger("ostiary.oauth")
+
+_Handler = Callable[["OAuthServer", Request], Awaitable[Response]]
+
+
+def _unavailable_without_store(handler: _Handler) -> _Handler:
+    """Answer 503 ``temporarily_unavailable`` with ``Retry-After`` (RFC 6749 shape) when
+    the handler fails because the database cannot be reached, wherever it read it."""
+
+    @functools.wraps(handler)
+    async def handle(server: OAuthServer, request: Request) -> Response:
+        try:
+            return await handler(server, request)
+        except (DBAPIError, PoolTimeoutError) as exc:
+            if not store_wide(exc):
+                raise
+            log.warning("store unavailable on %s: %s", request.url.path, exc)
+            return TemporarilyUnavailable("the store cannot be reached; try again later").response()
+
+    return handle
 
 
 class OAuthServer:
@@ -155,6 +179,7 @@ class OAuthServer:
             log.warning("no current grants snapshot", exc_info=True)
             raise TemporarilyUnavailable("try again later") from exc
 
+    @_unavailable_without_store
     async def token(self, request: Request) -> Response:
         """RFC 6749 §3.2."""
         try:
@@ -176,6 +201,7 @@ class OAuthServer:
             return exc.response()
         return JSONResponse(body, headers=NO_STORE)
 
+    @_unavailable_without_store
     async def jwks(self, request: Request) -> Response:
         """The published public keys (RFC 7517), cacheable for five minutes."""
         try:
@@ -192,6 +218,7 @@ class OAuthServer:
             headers={"Cache-Control": "public, max-age=3600"},
         )
 
+    @_unavailable_without_store
     async def introspect(self, request: Request) -> Response:
         """RFC 7662 §2."""
         try:
@@ -203,6 +230,7 @@ class OAuthServer:
             return exc.response()
         return JSONResponse(body, headers=NO_STORE)
 
+    @_unavailable_without_store
     async def revoke(self, request: Request) -> Response:
         """RFC 7009 §2."""
         try:

@@ -81,7 +81,12 @@ class InvalidToken(OAuthError):
 
 
 class TemporarilyUnavailable(OAuthError):
-    """The grants could not be loaded or a change could not be stored: try again."""
+    """The grants could not be loaded or a change could not be stored: try again.
+
+    The rest of Ostiary says ``store_unavailable`` for the same 503; the OAuth endpoints
+    say ``temporarily_unavailable`` because that is the code OAuth clients know (RFC 6749
+    §4.1.2.1, registered for exactly this case), and their answers keep the RFC 6749 shape.
+    """
 
     status_code = 503
     error = "temporarily_unavailable"

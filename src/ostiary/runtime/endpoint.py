@@ -36,6 +36,7 @@ from ostiary.runtime.relay import Relay, Relayed, RelayFailed
 from ostiary.runtime.service import Accepted, new_message_id
 from ostiary.runtime.usage import LastUse
 from ostiary.runtime.writer import BatchWriter, Row, StoreUnavailable
+from ostiary.textsafe import clean, clean_optional, column_length
 
 CHALLENGE = {"WWW-Authenticate": 'Basic realm="ostiary", charset="UTF-8"'}
 BEARER_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="ostiary", error="invalid_token"'}
@@ -51,6 +52,9 @@ MESSAGES = cast(Table, Message.__table__)
 BUSINESS_ID_HEADERS = ("sap_applicationid", "x-business-id")
 STORE_UNAVAILABLE = b'{"error":"store_unavailable","detail":"try again later"}'
 THROTTLED = b'{"error":"too_many_requests","detail":"try again later"}'
+_CONTENT_TYPE_MAX = column_length(MESSAGES, "content_type")
+_BUSINESS_ID_MAX = column_length(MESSAGES, "business_id")
+_ADDRESS_MAX = column_length(MESSAGES, "client_address")
 log = logging.getLogger("ostiary.runtime")
 
 
@@ -99,7 +103,10 @@ class Runtime:
             # created the user, reset the secret, added the flow or assigned the role, and
             # this process's snapshot may be up to one poll interval old. Allowing stays
             # query-free; a refusal waits for a version read begun after it arrived.
-            fresh = await self.ctx.recheck.since(arrived, snapshot)
+            try:
+                fresh = await self.ctx.recheck.since(arrived, snapshot)
+            except Exception:  # the store is unreachable (Recheck raises only then)
+                return _json(503, STORE_UNAVAILABLE, {"Retry-After": "1"})
             if fresh is not snapshot:
                 snapshot = fresh
                 outcome = await self._authorize(snapshot, header, subdomain, path, address)
@@ -280,7 +287,7 @@ def _business_id(request: Request) -> str | None:
     for name in BUSINESS_ID_HEADERS:
         value = request.headers.get(name)
         if value:
-            return value[:200]
+            return clean(value, _BUSINESS_ID_MAX)
     return None
 
 
@@ -292,7 +299,9 @@ def _message(
     *,
     detail: str | None = None,
 ) -> Row:
-    """The MPL row of ``accepted``: a plain row, not an ORM object (see runtime/writer.py)."""
+    """The MPL row of ``accepted``: a plain row, not an ORM object (see runtime/writer.py).
+    Text from the request is cleaned here (``ostiary.textsafe``): a NUL or an over-long
+    value would make PostgreSQL refuse the row and the sender get 503 for a stored call."""
     return Row(
         MESSAGES,
         dict(
@@ -305,12 +314,12 @@ def _message(
             auth_method=accepted.caller.method.value,
             status=status,
             size=accepted.size,
-            content_type=accepted.content_type,
-            business_id=accepted.business_id,
-            client_address=accepted.client_address,
+            content_type=clean(accepted.content_type, _CONTENT_TYPE_MAX),
+            business_id=accepted.business_id,  # cleaned by _business_id
+            client_address=clean(accepted.client_address, _ADDRESS_MAX),
             received_at=accepted.received_at,
             duration_ms=(time.perf_counter() - started) * 1000,
-            detail=detail,
+            detail=clean_optional(detail),
             payload=payload,
         ),
     )

@@ -28,9 +28,9 @@ from typing import Any
 
 import anyio.to_thread
 from sqlalchemy import Dialect, Table, insert
-from sqlalchemy.exc import DBAPIError, InterfaceError
-from sqlalchemy.exc import TimeoutError as SATimeoutError
 from sqlalchemy.orm import Session, sessionmaker
+
+from ostiary.db import store_wide
 
 log = logging.getLogger("ostiary.runtime")
 
@@ -173,7 +173,7 @@ class BatchWriter:
             self._commit([apply for apply, _ in batch])
             return [None] * len(batch)
         except Exception as exc:
-            if _store_wide(exc):
+            if store_wide(exc):
                 log.warning("batch of %d failed: %s", len(batch), exc)
                 return [exc] * len(batch)
             log.warning("batch of %d failed; retrying one by one", len(batch), exc_info=True)
@@ -187,7 +187,7 @@ class BatchWriter:
                 outcomes.append(None)
             except Exception as exc:
                 outcomes.append(exc)
-                if _store_wide(exc):  # the store went away meanwhile: fail the rest too
+                if store_wide(exc):  # the store went away meanwhile: fail the rest too
                     outcomes += [exc] * (len(batch) - len(outcomes))
                     break
         return outcomes
@@ -245,40 +245,6 @@ class _Insert:
             name: process(values[name]) if process else values[name]
             for name, process in self.columns
         }
-
-
-#: SQLSTATE classes that are about one statement, not the store: data exceptions,
-#: integrity violations, deadlock or serialization victims, syntax or access rule errors.
-_ONE_WRITE_SQLSTATE_CLASSES = ("22", "23", "40", "42")
-#: SQLite result codes that are about the database as a whole.
-_STORE_WIDE_SQLITE = (
-    "SQLITE_BUSY",
-    "SQLITE_LOCKED",
-    "SQLITE_IOERR",
-    "SQLITE_FULL",
-    "SQLITE_READONLY",
-    "SQLITE_CANTOPEN",
-    "SQLITE_CORRUPT",
-    "SQLITE_NOTADB",
-)
-
-
-def _store_wide(exc: BaseException) -> bool:
-    """Whether ``exc`` is about the store as a whole (unreachable, locked, full, read-only,
-    out of pooled connections) rather than about one write of the batch."""
-    if isinstance(exc, SATimeoutError):  # no pooled connection came free
-        return True
-    if not isinstance(exc, DBAPIError):
-        return False  # a bug or bad value in one write's own code
-    if exc.connection_invalidated or isinstance(exc, InterfaceError):
-        return True
-    sqlite_code = getattr(exc.orig, "sqlite_errorname", None)
-    if sqlite_code is not None:
-        return str(sqlite_code).startswith(_STORE_WIDE_SQLITE)
-    sqlstate = getattr(exc.orig, "sqlstate", None)
-    if sqlstate:
-        return not str(sqlstate).startswith(_ONE_WRITE_SQLSTATE_CLASSES)
-    return True  # no code to go by (e.g. could not connect at all)
 
 
 def _hand_back(batch: list[_Item], outcomes: list[BaseException | None]) -> None:

@@ -47,7 +47,13 @@ class AppContext:
         self.token_hasher = KeyedHasher(self.secret_key, "link-token")
         self.secret_hasher = KeyedHasher(self.secret_key, "generated-secret")
         self.grants = SnapshotCache(self.read_sessions)
-        event.listen(self.sessions, "after_commit", self._after_commit)
+        # Every session of this process (API, console, CLI, the writer thread) comes from
+        # these two factories: a change of the read model bumps the grants version by
+        # itself, in its own transaction. Migrations use no sessions and are not hooked.
+        versions.track(self.sessions)
+        versions.track(self.read_sessions)
+        for factory in (self.sessions, self.read_sessions):
+            event.listen(factory, "after_commit", self._after_commit)
         self.verified = VerifiedCredentialCache(KeyedHasher(self.secret_key, "verified-cache"))
         self.keyring = KeyRing(self.secret_key)
         self.tokens = TokenValidator(self.keyring, issuer=self.settings.public_url)

@@ -13,7 +13,6 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ostiary.access import versions
 from ostiary.audit.actions import AuditAction
 from ostiary.audit.service import record
 from ostiary.context import AppContext
@@ -116,7 +115,6 @@ def create(
             "private_key_jwt": bool(jwks or jwks_uri),
         },
     )
-    versions.bump(session)
     return IssuedClientSecret(client, secret, secret_id)
 
 
@@ -159,7 +157,6 @@ def rotate(
         subdomain=subaccount.subdomain,
         after={"new_secret": str(secret_id), "old_valid_until": old_valid_until},
     )
-    versions.bump(session)
     return IssuedClientSecret(client, secret, secret_id)
 
 
@@ -195,7 +192,6 @@ def retire(
         subdomain=subaccount.subdomain,
         after={"secret": str(secret_id)},
     )
-    versions.bump(session)
 
 
 def set_status(
@@ -221,7 +217,6 @@ def set_status(
         before={"status": before.value},
         after={"status": status.value},
     )
-    versions.bump(session)
 
 
 def delete(
@@ -237,7 +232,6 @@ def delete(
         subdomain=subaccount.subdomain,
     )
     session.delete(client)
-    versions.bump(session)
 
 
 def secrets_of(session: Session, *, client: OAuthClient) -> list[ClientSecret]:

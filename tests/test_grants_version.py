@@ -21,7 +21,7 @@ from ostiary.access.snapshot import READ_MODEL, load
 from ostiary.audit.actions import AuditAction
 from ostiary.audit.service import record
 from ostiary.context import AppContext
-from ostiary.db import add_unique, transaction
+from ostiary.db import add_unique, make_session_factory, transaction
 from ostiary.errors import Conflict
 from ostiary.identity import admin as identity_admin
 from ostiary.identity import service as identity
@@ -439,6 +439,7 @@ def test_every_session_of_the_process_is_hooked(ctx: AppContext, world: World) -
     """API, console and CLI use ``ctx.sessions``/``ctx.read_sessions``; the runtime's
     writer thread commits through ``ctx.sessions`` too."""
     assert versions.tracked(ctx.sessions) and versions.tracked(ctx.read_sessions)
+    assert versions.tracked(make_session_factory(ctx.engine))  # any other factory too
     assert not hasattr(versions, "bump")  # nobody can call it by hand any more
     before = _version(ctx)
 

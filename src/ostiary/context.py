@@ -47,12 +47,11 @@ class AppContext:
         self.token_hasher = KeyedHasher(self.secret_key, "link-token")
         self.secret_hasher = KeyedHasher(self.secret_key, "generated-secret")
         self.grants = SnapshotCache(self.read_sessions)
-        # Every session of this process (API, console, CLI, the writer thread) comes from
-        # these two factories: a change of the read model bumps the grants version by
-        # itself, in its own transaction. Migrations use no sessions and are not hooked.
-        versions.track(self.sessions)
-        versions.track(self.read_sessions)
+        # A change of the read model bumps the grants version in its own transaction and
+        # sets the flag read here, so this process reloads at once. Factories made by
+        # db.make_session_factory are hooked already (``track`` is idempotent).
         for factory in (self.sessions, self.read_sessions):
+            versions.track(factory)
             event.listen(factory, "after_commit", self._after_commit)
         self.verified = VerifiedCredentialCache(KeyedHasher(self.secret_key, "verified-cache"))
         self.keyring = KeyRing(self.secret_key)

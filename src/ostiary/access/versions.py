@@ -5,15 +5,17 @@ so a change reaches all of them within the poll interval.
 
 Nobody bumps it by hand: a forgotten call would be a silent security bug (a disabled user
 still admitted until something else happened to bump). ``track`` hooks a session factory
-instead. Each flush and each statement is checked against ``snapshot.READ_MODEL`` (the
-columns ``snapshot.load`` reads); a transaction that inserted or deleted a row of one of
-those tables, or changed one of those columns, bumps the version once, in the same
-transaction, just before it commits. Writes elsewhere (messages, audit events, the mail
-outbox, console sessions, last-use times) leave it alone, so they reload nothing.
+instead, and ``db.make_session_factory`` tracks every factory it makes. Each flush and
+each statement is checked against ``snapshot.READ_MODEL`` (the columns ``snapshot.load``
+reads); a transaction that inserted or deleted a row of one of those tables, or changed
+one of those columns, bumps the version once, in the same transaction, just before it
+commits. Writes elsewhere (messages, audit events, the mail outbox, console sessions,
+last-use times) leave it alone, so they reload nothing.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any, cast
 
@@ -112,8 +114,10 @@ def _on_execute(state: ORMExecuteState) -> None:
     if session.info.get(_PENDING):
         return
     if isinstance(statement, TextClause):
-        # No service writes through raw SQL; should one ever, it counts as a change.
-        if statement.text.lstrip()[:6].upper() != "SELECT":
+        # No service writes the read model through raw SQL; should one ever, a statement
+        # that is not a SELECT and names one of its tables counts as a change.
+        sql = statement.text.lstrip()
+        if sql[:6].upper() != "SELECT" and _names_read_model_table(sql):
             session.info[_PENDING] = True
         return
     if not (state.is_insert or state.is_update or state.is_delete):
@@ -126,6 +130,11 @@ def _on_execute(state: ORMExecuteState) -> None:
     written = _updated_columns(state) if state.is_update else None
     if changes_read_model(table, written):
         session.info[_PENDING] = True
+
+
+def _names_read_model_table(sql: str) -> bool:
+    words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", sql.lower()))
+    return not words.isdisjoint(_read_model())
 
 
 def _updated_columns(state: ORMExecuteState) -> set[str] | None:

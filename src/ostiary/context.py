@@ -51,7 +51,12 @@ class AppContext:
         self.secret_hasher = KeyedHasher(self.secret_key, "generated-secret")
         self.grants = SnapshotCache(self.read_sessions)
         self.recheck = Recheck(lambda: self.grants.refresh())
-        event.listen(self.sessions, "after_commit", self._after_commit)
+        # A change of the read model bumps the grants version in its own transaction and
+        # sets the flag read here, so this process reloads at once. Factories made by
+        # db.make_session_factory are hooked already (``track`` is idempotent).
+        for factory in (self.sessions, self.read_sessions):
+            versions.track(factory)
+            event.listen(factory, "after_commit", self._after_commit)
         self.verified = VerifiedCredentialCache(KeyedHasher(self.secret_key, "verified-cache"))
         self.keyring = KeyRing(self.secret_key)
         self.tokens = TokenValidator(self.keyring, issuer=self.settings.public_url)

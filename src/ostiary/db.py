@@ -224,8 +224,16 @@ def store_wide(exc: BaseException) -> bool:
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
-    """Sessions that keep loaded objects usable after commit."""
-    return sessionmaker(engine, expire_on_commit=False)
+    """Sessions that keep loaded objects usable after commit, and that move the grants
+    version by themselves whenever they change what the grants snapshot holds."""
+    # Imported here: the models the hook knows are built on this module's Base. Hooking
+    # every factory here, rather than the ones a caller remembers, is the point: an
+    # unhooked session writing grants would leave other workers deciding on stale ones.
+    from ostiary.access import versions
+
+    factory = sessionmaker(engine, expire_on_commit=False)
+    versions.track(factory)
+    return factory
 
 
 @contextmanager

@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from ostiary.access import versions
 from ostiary.access.decision import Grants
 from ostiary.access.models import (
     Role,
@@ -198,7 +197,6 @@ def create_collection(
         subdomain=subaccount.subdomain,
         after={"roles": chosen, "description": description},
     )
-    versions.bump(session)
     return collection
 
 
@@ -243,7 +241,6 @@ def change_collection(
             "description": collection.description,
         },
     )
-    versions.bump(session)
     return collection
 
 
@@ -273,7 +270,6 @@ def delete_collection(
         subdomain=subaccount.subdomain,
         before=before,
     )
-    versions.bump(session)
 
 
 def list_collections(
@@ -356,7 +352,6 @@ def set_user_collections(
         before={"role_collections": before},
         after={"role_collections": wanted},
     )
-    versions.bump(session)
     return wanted
 
 

@@ -13,6 +13,7 @@ import hashlib
 import logging
 import threading
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -153,6 +154,72 @@ class GrantSnapshot:
             roles=self.roles.get(key, {}),
             collections=self.collections.get(key, frozenset()),
         )
+
+
+#: Every column ``load`` reads, by table (tests/test_grants_version.py holds the two equal).
+#: A transaction that inserts or deletes a row of one of these tables, or writes one of
+#: these columns, moves the grants version by itself (access/versions.py); writes to
+#: anything else (last use, descriptions, messages, audit events) reload nothing.
+READ_MODEL: Mapping[str, frozenset[str]] = {
+    "users": frozenset(
+        {
+            "id",
+            "user_id",
+            "kind",
+            "status",
+            "is_platform_admin",
+            "password_hash",
+            "email_normalized",
+        }
+    ),
+    "subaccounts": frozenset({"id", "subdomain", "basic_auth_allowed"}),
+    "flows": frozenset(
+        {
+            "id",
+            "subaccount_id",
+            "path",
+            "description",
+            "required_role",
+            "auth",
+            "mode",
+            "receiver_url",
+            "timeout_seconds",
+            "max_bytes",
+            "enabled",
+            "created_at",
+            "updated_at",
+        }
+    ),
+    "members": frozenset({"user_id", "subaccount_id", "roles"}),
+    "role_collections": frozenset({"id", "subaccount_id", "name"}),
+    "role_collection_roles": frozenset({"collection_id", "role_name"}),
+    "role_collection_assignments": frozenset({"user_id", "collection_id"}),
+    "oauth_clients": frozenset(
+        {
+            "id",
+            "client_id",
+            "subaccount_id",
+            "user_id",
+            "status",
+            "expires_at",
+            "jwks",
+            "jwks_uri",
+        }
+    ),
+    "oauth_client_secrets": frozenset({"client_id", "secret_hash", "expires_at"}),
+    "signing_keys": frozenset(
+        {
+            "kid",
+            "alg",
+            "public_jwk",
+            "private_key_encrypted",
+            "created_at",
+            "signs_from",
+            "published_until",
+        }
+    ),
+    "revoked_tokens": frozenset({"jti", "expires_at"}),
+}
 
 
 def load(session: Session) -> GrantSnapshot:
@@ -298,7 +365,20 @@ def _load_oauth(
             c.jwks,
             c.jwks_uri,
         )
-        for c in session.scalars(select(OAuthClient))
+        for c in session.execute(
+            # Named columns, not the entity: last use (flushed every few seconds) and the
+            # description are not part of the read model, so writing them bumps nothing.
+            select(
+                OAuthClient.id,
+                OAuthClient.client_id,
+                OAuthClient.subaccount_id,
+                OAuthClient.user_id,
+                OAuthClient.status,
+                OAuthClient.expires_at,
+                OAuthClient.jwks,
+                OAuthClient.jwks_uri,
+            )
+        )
     }
     keys = tuple(
         KeyFacts(

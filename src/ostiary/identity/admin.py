@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from ostiary.access import versions
 from ostiary.audit.actions import AuditAction
 from ostiary.audit.service import record
 from ostiary.context import AppContext
@@ -35,4 +34,3 @@ def change_status(
         before={"status": before.value},
         after={"status": status.value},
     )
-    versions.bump(session)

@@ -16,7 +16,6 @@ from sqlalchemy import CursorResult, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ostiary.access import versions
 from ostiary.context import AppContext
 from ostiary.crypto import constant_time_equals, generate_secret
 from ostiary.errors import (
@@ -152,7 +151,6 @@ def _set_password_hash(session: Session, ctx: AppContext, *, user: User, new_has
     user.password_hash = new_hash
     user.password_changed_at = ctx.clock.now()
     user.updated_at = ctx.clock.now()
-    versions.bump(session)  # the runtime's snapshot holds hashes: the old one must stop now
 
 
 @dataclass(frozen=True)
@@ -243,7 +241,6 @@ def activate(session: Session, ctx: AppContext, *, token: str) -> User:
     user.status = UserStatus.active
     user.activated_at = ctx.clock.now()
     user.updated_at = ctx.clock.now()
-    versions.bump(session)
     return user
 
 
@@ -279,7 +276,6 @@ def rehash(session: Session, ctx: AppContext, *, user_id: str, password: str) ->
     user = session.scalar(select(User).where(User.user_id == user_id))
     if user is not None and needs_rehash(ctx, user) and verify_secret(ctx, user, password):
         user.password_hash = ctx.passwords.hash(password)
-        versions.bump(session)
 
 
 def is_password_expired(session: Session, ctx: AppContext, *, user: User) -> bool:

@@ -13,7 +13,6 @@ from datetime import datetime
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, aliased
 
-from ostiary.access import versions
 from ostiary.access.models import RoleCollection, RoleCollectionAssignment, RoleCollectionRole
 from ostiary.audit.actions import AuditAction
 from ostiary.audit.service import record
@@ -92,7 +91,6 @@ def create(
         subdomain=home.subdomain if home else None,
         after={"display_name": user.display_name, "owner": creator.user_id},
     )
-    versions.bump(session)
     return IssuedSecret(user, secret)
 
 
@@ -157,7 +155,6 @@ def reset_secret(session: Session, ctx: AppContext, *, actor: User, user: User) 
         action=AuditAction.technical_user_password_reset,
         target=user.user_id,
     )
-    versions.bump(session)
     return IssuedSecret(user, secret)
 
 
@@ -174,7 +171,6 @@ def delete(session: Session, ctx: AppContext, *, actor: User, user: User) -> Non
         before={"display_name": user.display_name},
     )
     session.delete(user)
-    versions.bump(session)
 
 
 def transfer(session: Session, ctx: AppContext, *, actor: User, user: User, owner: User) -> None:
@@ -224,7 +220,6 @@ def convert(session: Session, ctx: AppContext, *, actor: User, person: User, own
         before={"kind": "person"},
         after={"kind": "technical", "owner": owner.user_id},
     )
-    versions.bump(session)
 
 
 @dataclass(frozen=True)

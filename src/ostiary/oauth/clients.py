@@ -13,7 +13,6 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ostiary.access import versions
 from ostiary.audit.actions import AuditAction
 from ostiary.audit.service import record
 from ostiary.context import AppContext
@@ -120,7 +119,6 @@ def create(
             "private_key_jwt": bool(jwks or jwks_uri),
         },
     )
-    versions.bump(session)
     return IssuedClientSecret(client, secret, secret_id)
 
 
@@ -168,7 +166,6 @@ def rotate(
         subdomain=subaccount.subdomain,
         after={"new_secret": str(secret_id), "old_valid_until": old_valid_until},
     )
-    versions.bump(session)
     return IssuedClientSecret(client, secret, secret_id)
 
 
@@ -204,7 +201,6 @@ def retire(
         subdomain=subaccount.subdomain,
         after={"secret": str(secret_id)},
     )
-    versions.bump(session)
 
 
 def set_status(
@@ -230,7 +226,6 @@ def set_status(
         before={"status": before.value},
         after={"status": status.value},
     )
-    versions.bump(session)
 
 
 def delete(
@@ -246,7 +241,6 @@ def delete(
         subdomain=subaccount.subdomain,
     )
     session.delete(client)
-    versions.bump(session)
 
 
 def secrets_of(session: Session, *, client: OAuthClient) -> list[ClientSecret]:

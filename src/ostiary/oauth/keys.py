@@ -24,7 +24,6 @@ from jwt.algorithms import ECAlgorithm
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from ostiary.access import versions
 from ostiary.clock import Clock
 from ostiary.oauth.models import SigningKey
 
@@ -85,7 +84,6 @@ def _new_key(
     )
     session.add(key)
     session.flush()
-    versions.bump(session)
     return key
 
 

@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ostiary.access import versions
 from ostiary.access.snapshot import GrantSnapshot
 from ostiary.audit.actions import AuditAction
 from ostiary.audit.service import record
@@ -53,4 +52,3 @@ def revoke(session: Session, *, clock: Clock, access: AccessToken) -> None:
         subdomain=access.subdomain,
         after={"sub": access.subject},
     )
-    versions.bump(session)

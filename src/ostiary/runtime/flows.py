@@ -12,7 +12,6 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ostiary.access import versions
 from ostiary.access.service import role_names
 from ostiary.audit.actions import AuditAction
 from ostiary.audit.service import record
@@ -142,7 +141,6 @@ def create(
         subdomain=subaccount.subdomain,
         after=describe(flow),
     )
-    versions.bump(session)
     return flow
 
 
@@ -193,7 +191,6 @@ def change(
         before=before,
         after=describe(flow),
     )
-    versions.bump(session)
     return flow
 
 
@@ -212,7 +209,6 @@ def delete(
         before=describe(flow),
     )
     session.delete(flow)
-    versions.bump(session)
 
 
 def list_flows(session: Session, *, subaccount: Subaccount) -> list[Flow]:

@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from ostiary.access import versions
 from ostiary.access.models import RoleCollection, RoleCollectionAssignment
 from ostiary.audit.actions import AuditAction
 from ostiary.audit.service import record
@@ -124,7 +123,6 @@ def update(
         subaccount.plan = plan
     if basic_auth_allowed is not None:
         subaccount.basic_auth_allowed = basic_auth_allowed
-        versions.bump(session)
     if message_retention_days is not None:
         if not 1 <= message_retention_days <= 3650:
             raise InvalidInput("message_retention_days must be between 1 and 3650")
@@ -225,7 +223,6 @@ def delete_subaccount(
     )
     session.delete(subaccount)
     session.flush()
-    versions.bump(session)
 
 
 def list_visible(session: Session, *, user: User) -> list[Subaccount]:
@@ -302,7 +299,6 @@ def add_member(
         subdomain=subaccount.subdomain,
         after={"roles": chosen, "description": description},
     )
-    versions.bump(session)
     return member
 
 
@@ -349,7 +345,6 @@ def change_member(
         before=before,
         after={"roles": list(member.roles), "description": member.description},
     )
-    versions.bump(session)
     return member
 
 
@@ -401,7 +396,6 @@ def remove_member(
         subdomain=subaccount.subdomain,
         before=before,
     )
-    versions.bump(session)
 
 
 def list_members(session: Session, *, subaccount: Subaccount) -> list[tuple[Member, User]]:

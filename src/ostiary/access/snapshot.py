@@ -170,8 +170,10 @@ READ_MODEL: Mapping[str, frozenset[str]] = {
             "is_platform_admin",
             "password_hash",
             "email_normalized",
+            "password_changed_at",
         }
     ),
+    "password_policies": frozenset({"kind", "expiry_days"}),
     "subaccounts": frozenset({"id", "subdomain", "basic_auth_allowed"}),
     "flows": frozenset(
         {

@@ -27,6 +27,7 @@ from ostiary.errors import (
     NotFound,
     PasswordExpired,
 )
+from ostiary.gate.throttle import Account, Kind, unknown_account
 from ostiary.identity import mails
 from ostiary.identity.models import (
     IdCounter,
@@ -291,8 +292,8 @@ def authenticate(
     """
     user = find_by_identifier(session, identifier) if len(identifier) <= 320 else None
     # Count failures per account, not per name: user ID and e-mail share one budget.
-    account = user.user_id if user is not None else identifier
-    ctx.throttle.check(account=account, address=address)
+    account = Account(Kind(user.kind), user.user_id) if user else unknown_account(identifier)
+    ctx.throttle.check(account, address)
     cache_key = ctx.verified.key(identifier, password)
     if user is not None and ctx.verified.matches(cache_key, user.password_hash):
         ok = True  # verified against this very hash moments ago; skip argon2
@@ -301,16 +302,23 @@ def authenticate(
         if ok and user is not None and user.password_hash:
             ctx.verified.remember(cache_key, user.password_hash)
     if user is None or not ok:
-        ctx.throttle.failed(account=account, address=address)
+        _failed(ctx, account, address)
         raise AuthenticationFailed(reason="unknown user" if user is None else "wrong password")
     if user.status is not UserStatus.active:
-        ctx.throttle.failed(account=account, address=address)
+        _failed(ctx, account, address)
         raise AuthenticationFailed(reason=f"user is {user.status.value}")
     if not allow_expired and is_password_expired(session, ctx, user=user):
         raise PasswordExpired(
             "the password has expired; change it with POST /api/v1/me/password or in the console"
         )
     return user
+
+
+def _failed(ctx: AppContext, account: Account, address: str) -> None:
+    """Count a failure; a machine credential's from an address over its limit is a 429."""
+    throttled = ctx.throttle.failed(account, address)
+    if throttled is not None:
+        raise throttled
 
 
 def needs_rehash(ctx: AppContext, user: User) -> bool:
@@ -386,6 +394,8 @@ def reset_password(session: Session, ctx: AppContext, *, token: str, new_passwor
         session, policy=policy, password=new_password, hasher=ctx.passwords, user=user
     )
     _set_password_hash(session, ctx, user=user, new_hash=ctx.passwords.hash(new_password))
+    # A reset mail always gets the owner back in, whoever guessed at the account before.
+    ctx.throttle.clear(session, Account(Kind(user.kind), user.user_id))
     return user
 
 

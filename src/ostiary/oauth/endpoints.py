@@ -21,7 +21,7 @@ from ostiary.access.snapshot import GrantSnapshot
 from ostiary.audit.actions import AuditAction
 from ostiary.audit.service import record
 from ostiary.context import AppContext
-from ostiary.errors import Throttled
+from ostiary.gate.throttle import Account, Kind
 from ostiary.oauth import rfc7009_revocation, rfc8414_metadata
 from ostiary.oauth.client_auth import AuthenticatedClient, ClientAuthenticator, _basic
 from ostiary.oauth.errors import (
@@ -103,15 +103,15 @@ class OAuthServer:
         header = request.headers.get("authorization", "")
         claimed = _claimed_client(header, form) or "anonymous"
         address = request.client.host if request.client else "unknown"
-        try:
-            self.ctx.throttle.check(account=f"client:{claimed}", address=address)
-        except Throttled as exc:
-            raise SlowDown("too many failed client authentications; try again later") from exc
+        # A client credential is never refused before it is checked (ostiary.gate.throttle):
+        # only a failure from an address over its limit becomes a 429.
         try:
             return await self.clients.authenticate(snapshot, header=header, form=form, now=now)
         except InvalidClient as exc:
-            self.ctx.throttle.failed(account=f"client:{claimed}", address=address)
+            throttled = self.ctx.throttle.failed(Account(Kind.client, claimed), address)
             self._audit_denial(claimed, exc.reason, address)
+            if throttled is not None:
+                raise SlowDown("too many failed client authentications; try again later") from exc
             raise
 
     def _audit_denial(self, client_id: str, reason: str, address: str) -> None:

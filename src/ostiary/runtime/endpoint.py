@@ -30,6 +30,7 @@ from ostiary.audit.service import record
 from ostiary.context import AppContext
 from ostiary.db import WriteGate
 from ostiary.errors import AuthenticationFailed, Throttled
+from ostiary.gate.throttle import Account, Kind, unknown_account
 from ostiary.runtime.models import Message, MessageStatus
 from ostiary.runtime.relay import Relay, Relayed, RelayFailed
 from ostiary.runtime.service import (
@@ -62,6 +63,14 @@ log = logging.getLogger("ostiary.runtime")
 
 def _json(status: int, body: bytes, headers: dict[str, str] | None = None) -> Response:
     return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+def _too_many(throttled: Throttled) -> Response:
+    return _json(
+        429,
+        b'{"error":"too_many_requests","detail":"try again later"}',
+        {"Retry-After": str(throttled.retry_after)},
+    )
 
 
 class Runtime:
@@ -159,15 +168,13 @@ class Runtime:
                 return _json(401, UNAUTHORIZED, ANY_CHALLENGE)
             known = snapshot.find_user(identifier) if len(identifier) <= 320 else None
             # Failures count per account (user ID and e-mail share one budget) and address.
-            account = known.user_id if known is not None else identifier
+            account = (
+                Account(Kind(known.kind), known.user_id) if known else unknown_account(identifier)
+            )
             try:
-                self.ctx.throttle.check(account=account, address=address)
+                self.ctx.throttle.check(account, address)
             except Throttled as exc:
-                return _json(
-                    429,
-                    b'{"error":"too_many_requests","detail":"try again later"}',
-                    {"Retry-After": str(exc.retry_after)},
-                )
+                return _too_many(exc)
             caller = await verify_basic(self.ctx, known, identifier, password)
             if isinstance(caller, Refusal):
                 return _Refused(caller, "basic", account)
@@ -180,9 +187,10 @@ class Runtime:
         """Count, audit and answer a refusal (SPEC §2 step 9: the caller sees only 401/403/404)."""
         refusal = refused.refusal
         if refused.stage == "basic":
-            self.ctx.throttle.failed(account=refused.account or "", address=address)
+            assert refused.account is not None
+            throttled = self.ctx.throttle.failed(refused.account, address)
             self._deny(refusal, subdomain, path, address)
-            return _json(401, UNAUTHORIZED, CHALLENGE)
+            return _too_many(throttled) if throttled else _json(401, UNAUTHORIZED, CHALLENGE)
         if refused.stage == "bearer":
             self._deny(refusal, subdomain, path, address)
             return _json(401, INVALID_TOKEN, BEARER_CHALLENGE)
@@ -329,7 +337,7 @@ class _Refused:
 
     refusal: Refusal
     stage: Literal["basic", "bearer", "flow"]
-    account: str | None = None
+    account: Account | None = None
     oauth: bool = False
 
 

@@ -38,9 +38,11 @@ refused is not counted again, so one address writes at most its limit of rows pe
 
 Sharing: only failures write, and the success path makes no query. Each failure counts in
 this process at once and goes to ``auth_failures`` through the small writer thread of
-``ostiary.gate.failure_log`` (best effort: one that cannot be stored is logged and still counts
-here). A poller reads every 0.2 s which keys are at or over a limit in the whole
-installation (one grouped query), so other processes follow within a write and a poll.
+``ostiary.gate.failure_log`` (best effort: one that cannot be stored is logged and still
+counts here). A poller reads every 0.2 s (less often under a flood) which keys are at or
+over a limit in the whole installation, in one grouped query, so other processes follow
+within a write and a poll. Below a limit a process counts only its own failures: counts of
+several processes add up once their sum reaches the limit in the database.
 """
 
 from __future__ import annotations

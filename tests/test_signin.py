@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import types
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 from argon2 import PasswordHasher as Argon2Hasher
@@ -143,17 +143,13 @@ def test_failures_spread_over_many_names_throttle_the_client_address(
 
 
 def test_throttled_account_opens_again_after_the_window(
-    client: TestClient, ctx: AppContext, monkeypatch: pytest.MonkeyPatch
+    client: TestClient, ctx: AppContext, clock: FrozenClock
 ) -> None:
-    import limits.storage.memory as memory_storage
-
     user = person(ctx)
     _fail_until_throttled(client, user.user_id, ctx.settings.signin_failures_per_account)
     assert client.get("/api/v1/me", headers=basic(user.user_id)).status_code == 429
-    # The limits package reads the real clock; move only its view of time (no sleeping).
-    real_time: Callable[[], float] = memory_storage.time.time
-    later = types.SimpleNamespace(time=lambda: real_time() + ctx.settings.signin_window_seconds + 1)
-    monkeypatch.setattr(memory_storage, "time", later)
+    # The throttle reads the injected clock: move it past the window (no sleeping).
+    clock.advance(timedelta(seconds=ctx.settings.signin_window_seconds))
     assert client.get("/api/v1/me", headers=basic(user.user_id)).status_code == 200
 
 

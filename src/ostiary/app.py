@@ -57,6 +57,7 @@ def create_app(settings: Settings, *, ctx: AppContext | None = None) -> FastAPI:
         with transaction(ctx.sessions) as session:
             ensure_key(session, secret_key=ctx.secret_key, clock=ctx.clock)
         ctx.grants.start()
+        ctx.throttle.start()
         await runtime.writer.start()
         housekeeping = asyncio.create_task(maintenance(ctx, runtime), name="ostiary-maintenance")
         try:
@@ -67,6 +68,7 @@ def create_app(settings: Settings, *, ctx: AppContext | None = None) -> FastAPI:
                 await housekeeping
             flush_last_use(runtime)
             await runtime.close()
+            ctx.throttle.stop()
             ctx.grants.stop()
 
     app = FastAPI(

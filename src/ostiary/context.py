@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session, sessionmaker
@@ -11,11 +12,11 @@ from ostiary.access import versions
 from ostiary.access.snapshot import SnapshotCache
 from ostiary.clock import Clock, SystemClock
 from ostiary.crypto import KeyedHasher
-from ostiary.db import make_engine, make_session_factory
+from ostiary.db import WriteGate, make_engine, make_session_factory
 from ostiary.gate.recheck import Recheck
+from ostiary.gate.throttle import Limits, Throttle
 from ostiary.identity.credential_cache import VerifiedCredentialCache
 from ostiary.identity.passwords import PasswordHasher
-from ostiary.identity.throttle import SigninThrottle
 from ostiary.mail.transport import MailTransport, OutboxOnlyTransport, SmtpTransport
 from ostiary.oauth.keys import KeyRing
 from ostiary.oauth.rfc9068_jwt import TokenValidator
@@ -36,7 +37,7 @@ class AppContext:
     passwords: PasswordHasher
     secret_key: bytes
     transport: MailTransport
-    throttle: SigninThrottle
+    throttle: Throttle
     grants: SnapshotCache = field(init=False)
     #: Re-reads the grants version before a refusal (runtime, token endpoint).
     recheck: Recheck = field(init=False)
@@ -84,12 +85,14 @@ def build_context(
             if settings.smtp_url
             else OutboxOnlyTransport(log_bodies=settings.env is Environment.development)
         )
+    clock = clock or SystemClock()
+    sessions, read_sessions = make_session_factory(engine), make_session_factory(read_engine)
     return AppContext(
         settings=settings,
         engine=engine,
-        sessions=make_session_factory(engine),
-        read_sessions=make_session_factory(read_engine),
-        clock=clock or SystemClock(),
+        sessions=sessions,
+        read_sessions=read_sessions,
+        clock=clock,
         passwords=PasswordHasher(
             memory_kib=settings.argon2_memory_kib,
             time_cost=settings.argon2_time_cost,
@@ -98,9 +101,18 @@ def build_context(
         ),
         secret_key=settings.resolved_secret_key(),
         transport=transport,
-        throttle=SigninThrottle(
-            per_account=settings.signin_failures_per_account,
-            per_address=settings.signin_failures_per_address,
-            window_seconds=settings.signin_window_seconds,
+        throttle=Throttle(
+            sessions=sessions,
+            read_sessions=read_sessions,
+            clock=clock,
+            limits=Limits(
+                per_account_address=settings.signin_failures_per_account,
+                per_account=settings.signin_failures_per_account_ceiling,
+                per_address=settings.signin_failures_per_address,
+                machine_per_address=settings.auth_failures_per_address,
+                window=timedelta(seconds=settings.signin_window_seconds),
+            ),
+            # Its writer takes turns with the runtime's writers on SQLite (ostiary.db).
+            gate=WriteGate(url),
         ),
     )

@@ -3,6 +3,7 @@
 from ostiary.access import models as access_models
 from ostiary.audit import models as audit_models
 from ostiary.db import Base
+from ostiary.gate import models as gate_models
 from ostiary.identity import models as identity_models
 from ostiary.mail import models as mail_models
 from ostiary.oauth import models as oauth_models
@@ -13,6 +14,7 @@ __all__ = [
     "Base",
     "access_models",
     "audit_models",
+    "gate_models",
     "identity_models",
     "mail_models",
     "oauth_models",

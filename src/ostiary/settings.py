@@ -53,8 +53,11 @@ class Settings(BaseSettings):
     argon2_time_cost: int = Field(default=2, ge=1)
     argon2_parallelism: int = Field(default=1, ge=1)
     argon2_concurrency: int = Field(default=4, ge=1)
+    # The throttle's numbers; ostiary.gate.throttle explains the policy behind them.
     signin_failures_per_account: int = Field(default=10, ge=1)
+    signin_failures_per_account_ceiling: int = Field(default=100, ge=1)
     signin_failures_per_address: int = Field(default=100, ge=1)
+    auth_failures_per_address: int = Field(default=100, ge=1)
     signin_window_seconds: int = Field(default=900, ge=1)
     token_lifetime_seconds: int = Field(default=3600, ge=60, le=24 * 3600)
     # NoDecode: the variable is a comma-separated list, not the JSON pydantic-settings expects.

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from ostiary.access.snapshot import UserFacts
+from ostiary.gate.keys import Account
 from ostiary.identity.models import UserKind
 
 
@@ -59,7 +60,7 @@ class Failure:
     """A failed authentication to count: the account it named (``None``: none) and whether
     a human-chosen password was tried (``ostiary.gate.throttling``)."""
 
-    account: str | None
+    account: Account | None
     human: bool
 
 

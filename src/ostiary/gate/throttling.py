@@ -1,37 +1,49 @@
-"""How the authenticators use the throttle: which failures count against what.
+"""How the authenticators use the throttle (``ostiary.gate.throttle``): which account an
+attempt counts against, and when it is counted.
 
 Human-chosen passwords are checked against the throttle before argon2 runs. Machine
 credentials (generated secrets, client secrets and assertions, tokens) are verified first
-and never refused because of failures on their account; their failures count only
-against the client address, to limit load.
+and never refused because of failures on their account; their failures count only against
+the client address, to limit load.
 """
 
 from __future__ import annotations
 
 from ostiary.access.snapshot import UserFacts
 from ostiary.context import AppContext
+from ostiary.gate.keys import Account, Kind, unknown_account
 from ostiary.gate.principal import Refusal
 
-
-def account_of(user: UserFacts | None, identifier: str) -> str:
-    """The account a Basic attempt is about (user ID and e-mail share one budget)."""
-    return user.user_id if user is not None else identifier.strip().lower()
+#: What a token that names no client counts against: only its address (a machine kind).
+NO_CLIENT = Account(Kind.client, "")
 
 
-def client_account(client_id: str) -> str:
+def account_of(user: UserFacts | None, identifier: str) -> Account:
+    """The account a Basic attempt is about (user ID and e-mail share one budget); an
+    unknown name counts like the kind its syntax says."""
+    if user is None:
+        return unknown_account(identifier)
+    return Account(Kind(user.kind.value), user.user_id)
+
+
+def client_account(client_id: str) -> Account:
     """The account of an OAuth client."""
-    return client_id
+    return Account(Kind.client, client_id)
 
 
-def before_human_password(ctx: AppContext, account: str, address: str) -> None:
-    """Raise ``Throttled`` if this account may not try a password from this address now."""
-    ctx.throttle.check(account=account, address=address)
+def before_human_password(ctx: AppContext, account: Account, address: str) -> None:
+    """Raise ``Throttled`` if this account may not try a password from this address now
+    (machine accounts never are)."""
+    ctx.throttle.check(account, address)
 
 
 def count(ctx: AppContext, refusal: Refusal, address: str) -> None:
-    """Count a refused authentication once, when the edge finally refuses it."""
+    """Count a refused authentication once, when the edge finally refuses it; raise
+    ``Throttled`` when a machine credential's failure comes from an address over its limit
+    (answered 429 instead of 401)."""
     failure = refusal.failure
     if failure is None:
         return
-    if failure.human and failure.account is not None:
-        ctx.throttle.failed(account=failure.account, address=address)
+    throttled = ctx.throttle.failed(failure.account or NO_CLIENT, address)
+    if throttled is not None:
+        raise throttled

@@ -24,6 +24,7 @@ from ostiary.errors import (
     InvalidToken,
     NotFound,
 )
+from ostiary.gate.throttle import Account, Kind
 from ostiary.identity import mails
 from ostiary.identity.models import (
     IdCounter,
@@ -333,6 +334,8 @@ def reset_password(session: Session, ctx: AppContext, *, token: str, new_passwor
         session, policy=policy, password=new_password, hasher=ctx.passwords, user=user
     )
     _set_password_hash(session, ctx, user=user, new_hash=ctx.passwords.hash(new_password))
+    # A reset mail always gets the owner back in, whoever guessed at the account before.
+    ctx.throttle.clear(session, Account(Kind(user.kind), user.user_id))
     return user
 
 

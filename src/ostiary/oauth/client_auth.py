@@ -12,13 +12,14 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 from urllib.parse import unquote_plus
 
+import anyio.to_thread
 import httpx
 import jwt
 
@@ -26,6 +27,7 @@ from ostiary.access.snapshot import ClientFacts, GrantSnapshot
 from ostiary.context import AppContext
 from ostiary.crypto import constant_time_equals
 from ostiary.gate.credentials import client_refusal
+from ostiary.gate.replay import ReplayStore
 from ostiary.oauth.errors import InvalidClient, InvalidRequest
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -51,25 +53,6 @@ def _basic(header: str) -> tuple[str, str]:
     return unquote_plus(client_id), unquote_plus(secret)
 
 
-class ReplayCache:
-    """``jti``s of client assertions seen until they expire (per process)."""
-
-    def __init__(self) -> None:
-        self._seen: dict[str, float] = {}
-        self._lock = threading.Lock()
-
-    def first_use(self, jti: str, expires: float) -> bool:
-        """Record ``jti``; false if it was already used."""
-        now = time.time()
-        with self._lock:
-            if len(self._seen) > 100_000:
-                self._seen = {k: v for k, v in self._seen.items() if v > now}
-            if jti in self._seen and self._seen[jti] > now:
-                return False
-            self._seen[jti] = expires
-            return True
-
-
 class ClientAuthenticator:
     """Authenticates clients from the grants snapshot (no query per request)."""
 
@@ -79,7 +62,7 @@ class ClientAuthenticator:
         self._ctx = ctx
         self._audiences = {token_endpoint, issuer}
         self._http = http
-        self._replay = ReplayCache()
+        self._replay = ReplayStore(ctx.sessions)
         self._jwks_cache: dict[str, tuple[float, dict[str, Any]]] = {}
 
     async def authenticate(
@@ -183,7 +166,16 @@ class ClientAuthenticator:
             raise InvalidClient("client authentication failed", reason="sub is not client_id")
         if float(claims["exp"]) <= stamp or float(claims["exp"]) > stamp + 3600:
             raise InvalidClient("client authentication failed", reason="assertion expired")
-        if not self._replay.first_use(str(claims["jti"]), float(claims["exp"])):
+        first = await anyio.to_thread.run_sync(
+            partial(
+                self._replay.first_use,
+                client_id=client_id,
+                jti=str(claims["jti"]),
+                expires_at=datetime.fromtimestamp(float(claims["exp"]), UTC),
+                now=now,
+            )
+        )
+        if not first:
             raise InvalidClient("client authentication failed", reason="assertion replayed")
         return client
 

@@ -151,7 +151,8 @@ class OAuthServer:
         claimed = _claimed_client(header, form)[:64] or "anonymous"
         address = request.client.host if request.client else "unknown"
         self._audit_denial(claimed, failed.reason, address)
-        refusal = Refusal(401, failed.reason, failure=Failure(claimed, human=False))
+        account = throttling.client_account(claimed)
+        refusal = Refusal(401, failed.reason, failure=Failure(account, human=False))
         try:
             throttling.count(self.ctx, refusal, address)
         except Throttled as exc:

@@ -51,7 +51,6 @@ TOO_LARGE = b'{"error":"payload_too_large","detail":"message too large"}'
 MESSAGES = cast(Table, Message.__table__)
 BUSINESS_ID_HEADERS = ("sap_applicationid", "x-business-id")
 STORE_UNAVAILABLE = b'{"error":"store_unavailable","detail":"try again later"}'
-THROTTLED = b'{"error":"too_many_requests","detail":"try again later"}'
 _CONTENT_TYPE_MAX = column_length(MESSAGES, "content_type")
 _BUSINESS_ID_MAX = column_length(MESSAGES, "business_id")
 _ADDRESS_MAX = column_length(MESSAGES, "client_address")
@@ -60,6 +59,14 @@ log = logging.getLogger("ostiary.runtime")
 
 def _json(status: int, body: bytes, headers: dict[str, str] | None = None) -> Response:
     return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+def _too_many(throttled: Throttled) -> Response:
+    return _json(
+        429,
+        b'{"error":"too_many_requests","detail":"try again later"}',
+        {"Retry-After": str(throttled.retry_after)},
+    )
 
 
 class Runtime:
@@ -165,7 +172,7 @@ class Runtime:
                     self.ctx, snapshot, identifier=identifier, secret=secret, address=address
                 )
         except Throttled as exc:
-            return _json(429, THROTTLED, {"Retry-After": str(exc.retry_after)})
+            return _too_many(exc)
         if isinstance(caller, Refusal):
             return _Refused(caller, authenticated=False, bearer=header[:7].lower() == "bearer ")
         admitted = admit(snapshot, caller, CallFlow(subdomain, path))
@@ -179,7 +186,11 @@ class Runtime:
         Failed authentications were counted by the gate's authenticators."""
         refusal = refused.refusal
         challenge = BEARER_CHALLENGE if refused.bearer else CHALLENGE
-        throttling.count(self.ctx, refusal, address)
+        try:
+            throttling.count(self.ctx, refusal, address)
+        except Throttled as exc:
+            self._deny(refusal, subdomain, path, address)
+            return _too_many(exc)
         if not refused.authenticated:
             self._deny(refusal, subdomain, path, address)
             return _json(401, INVALID_TOKEN if refused.bearer else UNAUTHORIZED, challenge)

@@ -6,6 +6,8 @@ import asyncio
 import logging
 
 from ostiary.context import AppContext
+from ostiary.gate.replay import cleanup as replay_cleanup
+from ostiary.gate.throttle import cleanup as gate_cleanup
 from ostiary.runtime.endpoint import Runtime
 from ostiary.runtime.retention import cleanup
 from ostiary.runtime.usage import LastUse
@@ -42,5 +44,7 @@ def _retention(session: object, ctx: AppContext) -> None:
 
     assert isinstance(session, Session)
     removed = cleanup(session, clock=ctx.clock)
+    gate_cleanup(session, now=ctx.clock.now(), window=ctx.throttle.limits.window)
+    replay_cleanup(session, now=ctx.clock.now())
     if removed:
         log.info("retention removed %d messages", removed)

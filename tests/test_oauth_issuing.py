@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -107,3 +108,19 @@ def test_a_body_over_the_limit_is_refused_before_it_is_all_read() -> None:
     )
     with pytest.raises(InvalidRequest, match="too large"):
         asyncio.run(_body(request))
+
+
+def test_token_ids_are_unique_and_a_forked_worker_does_not_repeat_its_parents() -> None:
+    first = rfc9068_jwt._new_jti()  # the buffer now holds bytes a child could inherit
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # the worker: report its next ID and leave at once
+        os.write(write, rfc9068_jwt._new_jti().encode())
+        os._exit(0)
+    os.close(write)
+    _, status = os.waitpid(child, 0)
+    from_child = os.read(read, 64).decode()
+    os.close(read)
+    assert status == 0 and len(from_child) == 32
+    ours = [rfc9068_jwt._new_jti() for _ in range(600)]  # past one 4 KiB refill
+    assert len({first, from_child, *ours}) == 602

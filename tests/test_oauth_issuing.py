@@ -124,3 +124,18 @@ def test_token_ids_are_unique_and_a_forked_worker_does_not_repeat_its_parents() 
     assert status == 0 and len(from_child) == 32
     ours = [rfc9068_jwt._new_jti() for _ in range(600)]  # past one 4 KiB refill
     assert len({first, from_child, *ours}) == 602
+
+
+def test_requests_do_not_ask_opentelemetry_for_providers(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from opentelemetry import metrics, trace
+
+    asked: list[str] = []
+    for module, name in ((trace, "get_tracer_provider"), (metrics, "get_meter_provider")):
+        real = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda real=real, name=name: asked.append(name) or real())
+    assert client.get("/healthz").status_code == 200
+    answer = client.post("/oauth/token", data={"grant_type": "client_credentials"})
+    assert answer.status_code == 401
+    assert asked == []

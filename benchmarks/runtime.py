@@ -160,8 +160,12 @@ def local_env() -> dict[str, str]:
     return env
 
 
-def start_server(workers: int, home: Path, log_level: str) -> tuple[Child, str]:
-    """``ostiary serve`` on a fresh SQLite data directory; returns it and its base URL."""
+def start_server(
+    workers: int, home: Path, log_level: str, *, cpus: str | None = None
+) -> tuple[Child, str]:
+    """``ostiary serve`` on a fresh SQLite data directory; returns it and its base URL.
+
+    ``cpus`` (a ``taskset`` list such as ``"0"``) pins the server and its workers there."""
     port = free_port()
     env = local_env()
     env.update(
@@ -176,6 +180,8 @@ def start_server(workers: int, home: Path, log_level: str) -> tuple[Child, str]:
     entry = [sys.executable, "-c", "from ostiary.cli.main import run; run()"]
     command = [str(script)] if script.exists() else entry
     command += ["serve", "--host", HOST, "--port", str(port), "--workers", str(workers)]
+    if cpus is not None:  # taskset execs the command: the child's pid stays the server's
+        command = ["taskset", "--cpu-list", cpus, *command]
     server = Child(command, env, home / "server.log")
     url = f"http://{HOST}:{port}"
     try:

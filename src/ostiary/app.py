@@ -79,6 +79,10 @@ def create_app(settings: Settings, *, ctx: AppContext | None = None) -> FastAPI:
         docs_url="/api/docs",
         redoc_url=None,
         openapi_url="/openapi.json",
+        # Ostiary exports Prometheus metrics (ostiary.ops), not OpenTelemetry. Left on,
+        # FastAPI asked OpenTelemetry for its providers on every request: ~10 µs of each
+        # token request's ~110 µs in-process (benchmarks/README.md).
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.ctx = ctx
     app.state.runtime = runtime

@@ -9,6 +9,7 @@ these handlers parse, throttle, audit and render.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -18,7 +19,7 @@ from urllib.parse import parse_qsl
 
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -47,6 +48,38 @@ from ostiary.runtime.endpoint import Runtime
 from ostiary.runtime.writer import StoreUnavailable
 
 MAX_FORM_BYTES = 64 * 1024
+JSON_TYPE = "application/json"
+_JSON = json.JSONEncoder(separators=(",", ":"))
+
+
+async def _body(request: Request) -> bytes:
+    """The request body, refused as soon as it grows past ``MAX_FORM_BYTES``.
+
+    Read from ``receive`` directly: Starlette's ``Request.body`` (a stream of chunks
+    gathered into a list) cost the token endpoint ~5 µs for a body that comes in one
+    message."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_FORM_BYTES:
+            raise InvalidRequest("request too large")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _pairs(body: bytes) -> list[tuple[str, str]]:
+    """``parse_qsl`` of the body, with a shortcut for bodies with nothing to unescape."""
+    text = body.decode("utf-8")
+    if "%" in text or "+" in text:
+        return parse_qsl(text, keep_blank_values=True, strict_parsing=False)
+    # What parse_qsl does without escapes: empty fields dropped, "name" means "name=".
+    return [(name, value) for name, _, value in (f.partition("=") for f in text.split("&") if f)]
 
 
 async def _form(request: Request) -> dict[str, str]:
@@ -55,11 +88,9 @@ async def _form(request: Request) -> dict[str, str]:
         "application/x-www-form-urlencoded"
     ):
         raise InvalidRequest("send parameters as application/x-www-form-urlencoded")
-    body = await request.body()
-    if len(body) > MAX_FORM_BYTES:
-        raise InvalidRequest("request too large")
+    body = await _body(request)
     try:
-        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+        pairs = _pairs(body)
     except (UnicodeDecodeError, ValueError) as exc:
         raise InvalidRequest("the body is not valid form data") from exc
     form: dict[str, str] = {}
@@ -200,7 +231,8 @@ class OAuthServer:
             self.runtime.last_use.touch(f"client:{client.client.client_id}", now)
         except OAuthError as exc:
             return exc.response()
-        return JSONResponse(body, headers=NO_STORE)
+        # JSONResponse builds a new JSON encoder per call; the body is plain ASCII JSON.
+        return Response(_JSON.encode(body).encode(), headers=NO_STORE, media_type=JSON_TYPE)
 
     @_unavailable_without_store
     async def jwks(self, request: Request) -> Response:

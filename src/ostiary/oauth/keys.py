@@ -18,6 +18,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from jwt.algorithms import ECAlgorithm
@@ -28,6 +29,8 @@ from ostiary.clock import Clock
 from ostiary.oauth.models import SigningKey
 
 ALGORITHM = "ES256"
+# Stateless, so one instance serves every signature (building it per call showed in profiles).
+_ES256 = ec.ECDSA(hashes.SHA256())
 
 
 def _wrapping_key(secret_key: bytes) -> bytes:
@@ -121,7 +124,7 @@ def list_keys(session: Session) -> list[SigningKey]:
 
 
 class KeyRing:
-    """Decrypted private keys of this process, by kid (decrypting costs ~1 ms; signing ~45 µs)."""
+    """Decrypted private keys of this process, by kid (decrypting costs ~1 ms; signing ~25 µs)."""
 
     def __init__(self, secret_key: bytes) -> None:
         self._secret_key = secret_key
@@ -136,6 +139,12 @@ class KeyRing:
             with self._lock:
                 key = self._keys.setdefault(kid, decrypt_private(self._secret_key, blob))
         return key
+
+    def sign(self, kid: str, blob: str, data: bytes) -> bytes:
+        """The ES256 signature of ``data`` by the private key ``kid``, in the JWS form:
+        ``r || s``, 32 big-endian bytes each (RFC 7518 §3.4), not OpenSSL's DER."""
+        r, s = decode_dss_signature(self.private(kid, blob).sign(data, _ES256))
+        return r.to_bytes(32, "big") + s.to_bytes(32, "big")
 
     def public(self, kid: str, jwk: dict[str, Any]) -> ec.EllipticCurvePublicKey:
         """The public key ``kid`` from its JWK."""

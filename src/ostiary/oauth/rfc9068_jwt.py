@@ -9,12 +9,19 @@ HMAC signed with our public key (algorithm confusion), unknown keys, wrong issue
 audience, and expired or not-yet-valid tokens all fail. Verified tokens are cached until
 their expiry, so PyJWT's ~150 µs decode is paid once per token, not per request;
 revocation and current grants are checked on every use, outside the cache.
+
+Issuing builds the compact JWS (RFC 7515 §7.1) itself: the token endpoint signs one token
+per request, and PyJWT's ``encode`` spent ~20 µs around the ~25 µs ECDSA signature
+(header JSON and base64 each time, key checks, a new encoder, DER to ``r || s``).
 """
 
 from __future__ import annotations
 
+import base64
+import functools
+import json
+import os
 import threading
-import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,6 +35,46 @@ from ostiary.oauth.keys import ALGORITHM, KeyRing
 
 TYPE = "at+jwt"
 REQUIRED = ["exp", "iat", "iss", "sub", "aud", "jti", "client_id"]
+# Compact JSON as PyJWT writes it, ASCII only; one encoder for every token.
+_JSON = json.JSONEncoder(separators=(",", ":"))
+
+
+def _b64(data: bytes) -> bytes:
+    """base64url without padding (RFC 7515 §2)."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+
+_RANDOM = bytearray()
+_RANDOM_LOCK = threading.Lock()
+
+
+def _after_fork() -> None:
+    """A forked worker must not hand out its parent's bytes, nor inherit a held lock."""
+    global _RANDOM_LOCK
+    _RANDOM.clear()
+    _RANDOM_LOCK = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork)
+
+
+def _new_jti() -> str:
+    """128 random bits in hex, from ``os.urandom`` fetched 4 KiB at a time: ``getrandom``
+    releases the GIL, and getting it back from another thread cost the token endpoint
+    ~2 % of its time (py-spy) when it was called once per token."""
+    with _RANDOM_LOCK:
+        if len(_RANDOM) < 16:
+            _RANDOM.extend(os.urandom(4096))
+        jti = _RANDOM[:16].hex()
+        del _RANDOM[:16]
+    return jti
+
+
+@functools.lru_cache(maxsize=32)
+def _header(kid: str) -> bytes:
+    """The encoded protected header of the tokens ``kid`` signs (RFC 9068 §2.1): the same
+    for every token of a key, so it is encoded once per key."""
+    return _b64(_JSON.encode({"alg": ALGORITHM, "kid": kid, "typ": TYPE}).encode())
 
 
 def audience(issuer: str, subdomain: str) -> str:
@@ -62,7 +109,7 @@ def issue(
 ) -> tuple[str, str]:
     """A signed access token and its ``jti``."""
     key = signing_key(snapshot, now)
-    jti = uuid.uuid4().hex
+    jti = _new_jti()
     stamp = int(now.timestamp())
     claims = {
         "iss": issuer,
@@ -76,13 +123,9 @@ def issue(
         "scope": " ".join(scope),
         "tenant": subdomain,
     }
-    token = jwt.encode(
-        claims,
-        ring.private(key.kid, key.private_encrypted),
-        algorithm=ALGORITHM,
-        headers={"kid": key.kid, "typ": TYPE},
-    )
-    return token, jti
+    signing_input = _header(key.kid) + b"." + _b64(_JSON.encode(claims).encode())
+    signature = ring.sign(key.kid, key.private_encrypted, signing_input)
+    return (signing_input + b"." + _b64(signature)).decode("ascii"), jti
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from ostiary.context import AppContext, build_context
 from ostiary.db import transaction
 from ostiary.errors import Throttled
 from ostiary.gate import replay
-from ostiary.gate.models import AssertionJti, AuthFailure
+from ostiary.gate.models import AssertionJti, AuthFailure, AuthFailureClear
 from ostiary.gate.throttle import Account, Kind, cleanup, unknown_account
 from ostiary.settings import Settings
 from tests.conftest import SmtpSink, link_token
@@ -376,6 +376,22 @@ def test_a_failure_the_database_cannot_take_still_counts_here(
     with pytest.raises(Throttled):
         ctx.throttle.check(account, "192.0.2.1")
     ctx.throttle.check(account, "192.0.2.2")  # another address: still the owner's
+
+
+def test_clearing_an_account_twice_keeps_one_mark_with_the_latest_time(
+    ctx: AppContext, clock: FrozenClock
+) -> None:
+    account = Account(Kind.person, "P000044")
+    for _ in range(2):
+        ctx.throttle.failed(account, "192.0.2.1")
+        with transaction(ctx.sessions) as session:
+            ctx.throttle.clear(session, account)
+        clock.advance(timedelta(seconds=5))
+    with ctx.read_sessions() as session:
+        marks = session.scalars(select(AuthFailureClear.at)).all()
+        failures = session.scalar(select(func.count()).select_from(AuthFailure))
+    assert marks == [clock.now() - timedelta(seconds=5)]
+    assert failures == 0
 
 
 def test_cleanup_deletes_failures_and_jtis_that_left_their_window(

@@ -53,7 +53,8 @@ from collections import deque
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import delete, insert
+from sqlalchemy import delete, insert, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ostiary.clock import Clock
@@ -182,14 +183,21 @@ class Throttle:
                 AuthFailure.kind == account.kind, AuthFailure.account == account.id
             )
         )
-        session.execute(
-            delete(AuthFailureClear).where(
-                AuthFailureClear.kind == account.kind, AuthFailureClear.account == account.id
-            )
+        marked = session.execute(
+            update(AuthFailureClear)
+            .where(AuthFailureClear.kind == account.kind, AuthFailureClear.account == account.id)
+            .values(at=now)
         )
-        session.execute(
-            insert(AuthFailureClear).values(kind=account.kind, account=account.id, at=now)
-        )
+        if not getattr(marked, "rowcount", 0):
+            try:
+                with session.begin_nested():
+                    session.execute(
+                        insert(AuthFailureClear).values(
+                            kind=account.kind, account=account.id, at=now
+                        )
+                    )
+            except IntegrityError:
+                pass  # a concurrent clear of the same account marked it just now
         with self._lock:
             self._clear([(account, now)])
 

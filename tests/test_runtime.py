@@ -395,6 +395,7 @@ def test_runtime_failures_throttle_only_the_address_and_never_the_right_secret(
 def test_a_refusal_waits_for_a_version_read_begun_after_it_arrived() -> None:
     """A read already in flight may predate a change committed elsewhere, so a refusal that
     arrives during it waits for the next read; refusals arriving together share one."""
+    first_in_flight = threading.Event()
     release_first = threading.Event()
     reads: list[int] = []
 
@@ -402,15 +403,17 @@ def test_a_refusal_waits_for_a_version_read_begun_after_it_arrived() -> None:
         reads.append(len(reads) + 1)
         number = len(reads)
         if number == 1:
+            first_in_flight.set()
             release_first.wait(5)
         return f"snapshot-{number}"
 
     async def scenario() -> list[Any]:
         recheck = Recheck(refresh)
         early = asyncio.create_task(recheck.since(time.monotonic(), "fallback"))
-        await asyncio.sleep(0.1)  # the first read is in flight
+        assert await asyncio.to_thread(first_in_flight.wait, 5)  # the first read began
+        # Arrived after the first read began (their arrival time is taken here). Whether
+        # they join that read before it ends or not, they must share the next one.
         late = [asyncio.create_task(recheck.since(time.monotonic(), "fallback")) for _ in range(3)]
-        await asyncio.sleep(0.1)
         release_first.set()
         return [await early, *[await task for task in late]]
 
@@ -422,14 +425,19 @@ def test_a_version_read_that_fails_or_hangs_leaves_the_refusal_standing() -> Non
     def failing() -> Any:
         raise ConnectionError("database unreachable")
 
+    hung = threading.Event()
+
     def hanging() -> Any:
-        time.sleep(1)
+        hung.wait(10)  # a store that does not answer until the test is done
         return "too late"
 
     async def scenario() -> list[Any]:
-        return [
-            await Recheck(failing).since(time.monotonic(), "fallback"),
-            await Recheck(hanging, timeout=0.2).since(time.monotonic(), "fallback"),
-        ]
+        try:
+            return [
+                await Recheck(failing).since(time.monotonic(), "fallback"),
+                await Recheck(hanging, timeout=0.2).since(time.monotonic(), "fallback"),
+            ]
+        finally:
+            hung.set()
 
     assert asyncio.run(scenario()) == ["fallback", "fallback"]

@@ -36,10 +36,15 @@ def _note(body: str):  # type: ignore[no-untyped-def]
 
 
 class _Gate:
+    """A gate the test controls: ``reached`` is set once a batch stands before it, and it
+    opens when the test releases ``held``."""
+
     def __init__(self, held: threading.Lock) -> None:
         self.held = held
+        self.reached = threading.Event()
 
     def __enter__(self) -> None:
+        self.reached.set()
         self.held.acquire()
 
     def __exit__(self, *_: object) -> None:
@@ -52,6 +57,22 @@ def _stuck_gate() -> tuple[threading.Lock, _Gate]:
     held = threading.Lock()
     held.acquire()
     return held, _Gate(held)
+
+
+async def _until(event: threading.Event, timeout: float = 10.0) -> None:
+    """Wait (without blocking the event loop) until the writer thread set ``event``."""
+    if not await asyncio.to_thread(event.wait, timeout):
+        raise AssertionError("the writer thread never got there")
+
+
+async def _queued() -> None:
+    """Let the writes just scheduled run up to the point where they wait for their batch.
+
+    ``BatchWriter.write`` queues synchronously in its first step (the writer thread is
+    running), and the event loop runs ready tasks first in, first out: one turn of the
+    loop runs each scheduled write's first step before this coroutine resumes.
+    """
+    await asyncio.sleep(0)
 
 
 def _notes(sessions: sessionmaker[Session]) -> list[str]:
@@ -85,7 +106,7 @@ def test_a_write_not_committed_in_time_is_unavailable_not_acknowledged(
         writer = BatchWriter(sessions, gate=gate, wait_seconds=0.2)
         await writer.start()
         committing = asyncio.ensure_future(writer.write(_note("committing")))
-        await asyncio.sleep(0.05)  # taken into a batch; the batch waits at the gate
+        await _until(gate.reached)  # taken into a batch; the batch waits at the gate
         with pytest.raises(StoreUnavailable, match="nothing committed within"):
             await writer.write(_note("queued"))
         with pytest.raises(StoreUnavailable):
@@ -150,9 +171,9 @@ def test_a_full_queue_refuses_instead_of_growing(sessions: sessionmaker[Session]
         writer = BatchWriter(sessions, gate=gate, max_queued=3, wait_seconds=5)
         await writer.start()
         first = asyncio.ensure_future(writer.write(_note("a")))
-        await asyncio.sleep(0.05)  # "a" is in the batch stuck at the gate
+        await _until(gate.reached)  # "a" is in the batch stuck at the gate
         queued = [asyncio.ensure_future(writer.write(_note(n))) for n in "bcd"]
-        await asyncio.sleep(0.05)
+        await _queued()
         with pytest.raises(StoreUnavailable, match="too many writes"):
             await writer.write(_note("e"))
         held.release()
@@ -168,13 +189,15 @@ def test_an_unreachable_store_fails_a_batch_at_once_without_retrying_each_write(
     every caller wait for one connection attempt per queued write."""
     engine = make_engine("postgresql+psycopg://nobody@127.0.0.1:1/nothing", pool=False)
     entries: list[int] = []
+    first_reached = threading.Event()
     first_may_go = threading.Event()
 
     class CountingGate:
         def __enter__(self) -> None:
             entries.append(1)
             if len(entries) == 1:
-                first_may_go.wait(5)  # until the other writes are queued behind it
+                first_reached.set()
+                first_may_go.wait(10)  # until the other writes are queued behind it
 
         def __exit__(self, *_: object) -> None:
             pass
@@ -183,9 +206,9 @@ def test_an_unreachable_store_fails_a_batch_at_once_without_retrying_each_write(
         writer = BatchWriter(make_session_factory(engine), gate=CountingGate())
         await writer.start()
         first = asyncio.ensure_future(writer.write(_note("first")))
-        await asyncio.sleep(0.05)
+        await _until(first_reached)
         rest = [asyncio.ensure_future(writer.write(_note(f"n{i}"))) for i in range(9)]
-        await asyncio.sleep(0.05)
+        await _queued()
         first_may_go.set()
         results = await asyncio.gather(first, *rest, return_exceptions=True)
         await writer.stop()

@@ -31,7 +31,12 @@ API = "/api/v1/subaccounts"
 def open_client(settings: Settings, clock: FrozenClock) -> Iterator[tuple[TestClient, AppContext]]:
     """An app whose throttle never answers first (throttling would make failures cheaper)."""
     relaxed = settings.model_copy(
-        update={"signin_failures_per_account": 100_000, "signin_failures_per_address": 100_000}
+        update={
+            "signin_failures_per_account": 100_000,
+            "signin_failures_per_account_ceiling": 100_000,
+            "signin_failures_per_address": 100_000,
+            "auth_failures_per_address": 100_000,
+        }
     )
     ctx = build_context(relaxed, clock=clock)
     with TestClient(create_app(relaxed, ctx=ctx), raise_server_exceptions=False) as client:

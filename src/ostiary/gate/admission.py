@@ -1,8 +1,9 @@
 """The admission chain: may this principal do this? ``admit`` decides, ``explain`` shows why.
 
-Both walk the very same steps (``_flow_steps``), so an explanation can never disagree with
-the decision it explains. A step yields a line of the chain, or a ``Refusal`` naming the
-missing link; role decisions come from ``ostiary.access.decision.decide``.
+Both walk the very same chain (``_flow_chain``), so an explanation can never disagree with
+the decision it explains: it ends at the same ``Refusal`` naming the missing link, and an
+explanation also collects a line per link that holds. Role decisions come from
+``ostiary.access.decision.decide``.
 
 Requirements:
 
@@ -15,7 +16,6 @@ Requirements:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from ostiary.access.decision import Deny, Grants, RoleRequirement, decide
@@ -65,12 +65,10 @@ def admit(
 ) -> Admitted | Refusal:
     """Whether ``principal`` may meet ``requirement``, per ``snapshot``."""
     if isinstance(requirement, CallFlow):
-        flow = snapshot.flows.get((requirement.subdomain, requirement.path))
-        for step in _flow_steps(snapshot, principal.user, requirement, principal=principal):
-            if isinstance(step, Refusal):
-                return step
-        assert flow is not None
-        return Admitted(f"role {flow.required_role}", flow)
+        flow = _flow_chain(snapshot, principal.user, requirement, principal=principal)
+        if isinstance(flow, Refusal):
+            return flow
+        return Admitted("the flow's required role", flow)
     refused = user_refusal(principal.user)
     if refused is not None:
         return refused
@@ -89,82 +87,78 @@ def admit(
     return Admitted(decision.because)
 
 
-def _flow_steps(
+def _flow_chain(
     snapshot: GrantSnapshot,
     user: UserFacts | None,
     requirement: CallFlow,
     *,
     principal: Principal | None = None,
     named: str = "",
-) -> Iterator[str | Refusal]:
-    """The chain for calling a flow: a line per link that holds, a ``Refusal`` at the first
-    that does not (then nothing more). Without a ``principal`` (an explanation for a user
-    ID) the authentication method is not known, so only what no method can pass refuses."""
+    lines: list[str] | None = None,
+) -> FlowFacts | Refusal:
+    """The chain for calling a flow: the flow if every link holds, else a ``Refusal`` at the
+    first that does not. ``lines`` (an explanation) collects a line per link that holds;
+    ``admit`` passes none, so the hot path formats no text. Without a ``principal`` (an
+    explanation for a user ID) the authentication method is not known, so only what no
+    method can pass refuses."""
     subdomain, path = requirement.subdomain, requirement.path
     user_id = user.user_id if user is not None else None
     facts = snapshot.subaccount_facts.get(subdomain)
     flow = snapshot.flows.get((subdomain, path)) if facts is not None else None
     if facts is None or flow is None:
-        yield Refusal(404, f"there is no flow {path} in {subdomain}", user_id)
-        return
-    yield (
-        f"flow {flow.path} requires role {flow.required_role} "
-        f"and accepts {', '.join(sorted(flow.auth))}"
-    )
+        return Refusal(404, f"there is no flow {path} in {subdomain}", user_id)
+    if lines is not None:
+        lines.append(
+            f"flow {flow.path} requires role {flow.required_role} "
+            f"and accepts {', '.join(sorted(flow.auth))}"
+        )
     refused = user_refusal(user, named=named)
     if refused is not None:
         if user is None:
-            refused = Refusal(401, f"user {named} does not exist (deleted, or never created)")
-        yield refused
-        return
+            return Refusal(401, f"user {named} does not exist (deleted, or never created)")
+        return refused
     assert user is not None
-    yield f"user {user.user_id} is a {user.kind.value} user, {user.status.value}"
+    if lines is not None:
+        lines.append(f"user {user.user_id} is a {user.kind.value} user, {user.status.value}")
     basic_refused = not facts.basic_auth_allowed
-    if principal is not None and principal.password_expired:
-        yield Refusal(401, "the password has expired; it must be changed first", user_id)
-        return
     if principal is not None:
+        if principal.password_expired:
+            return Refusal(401, "the password has expired; it must be changed first", user_id)
         if principal.method.value not in flow.auth:
-            yield Refusal(
-                401,
-                f"flow {path} does not accept {principal.method.value} authentication",
-                user_id,
+            return Refusal(
+                401, f"flow {path} does not accept {principal.method.value} authentication", user_id
             )
-            return
         if principal.method is Method.basic and basic_refused:
-            yield Refusal(401, "basic authentication is forbidden by the sub-account", user_id)
-            return
+            return Refusal(401, "basic authentication is forbidden by the sub-account", user_id)
     elif basic_refused and flow.auth == frozenset({Method.basic.value}):
-        yield Refusal(
+        return Refusal(
             401,
             f"sub-account {subdomain} forbids basic authentication, "
             "the only method this flow accepts",
             user_id,
         )
-        return
-    elif basic_refused and Method.basic.value in flow.auth:
-        yield f"sub-account {subdomain} forbids basic authentication"
+    elif basic_refused and Method.basic.value in flow.auth and lines is not None:
+        lines.append(f"sub-account {subdomain} forbids basic authentication")
     if not flow.enabled:
-        yield Refusal(403, f"flow {path} is disabled", user_id)
-        return
+        return Refusal(403, f"flow {path} is disabled", user_id)
     grants = snapshot.grants(user_id=user.user_id, subdomain=subdomain)
     if grants is None:
-        yield Refusal(403, "no grants", user_id)
-        return
-    if grants.collections:
-        yield (
+        return Refusal(403, "no grants", user_id)
+    if lines is not None and grants.collections:
+        lines.append(
             f"user {user.user_id} holds role collection(s) "
             f"{', '.join(sorted(grants.collections))} in {subdomain}"
         )
-        yield f"which give role(s) {', '.join(sorted(grants.roles)) or 'none'}"
+        lines.append(f"which give role(s) {', '.join(sorted(grants.roles)) or 'none'}")
     decision = decide(grants, RoleRequirement(flow.required_role))
     if isinstance(decision, Deny):
-        yield Refusal(403, decision.reason, user_id)
-        return
-    yield decision.because
+        return Refusal(403, decision.reason, user_id)
+    if lines is not None:
+        lines.append(decision.because)
     scope = principal.scope if principal is not None else None
     if scope is not None and flow.required_role not in scope:
-        yield Refusal(403, f"the token's scope does not include {flow.required_role}", user_id)
+        return Refusal(403, f"the token's scope does not include {flow.required_role}", user_id)
+    return flow
 
 
 @dataclass
@@ -187,11 +181,9 @@ def explain(snapshot: GrantSnapshot, *, user_id: str, subdomain: str, path: str)
     result = Explanation(decision="allow", missing_link=None)
     flow = snapshot.flows.get((requirement.subdomain, requirement.path))
     result.required_role = flow.required_role if flow is not None else None
-    for step in _flow_steps(snapshot, user, requirement, named=user_id.strip()):
-        if isinstance(step, Refusal):
-            result.decision, result.missing_link = "deny", step.reason
-        else:
-            result.chain.append(step)
+    outcome = _flow_chain(snapshot, user, requirement, named=user_id.strip(), lines=result.chain)
+    if isinstance(outcome, Refusal):
+        result.decision, result.missing_link = "deny", outcome.reason
     grants = snapshot.grants(user_id=user.user_id, subdomain=subdomain) if user else None
     if grants is not None:
         result.role_collections = sorted(grants.collections)

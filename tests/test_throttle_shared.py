@@ -292,6 +292,36 @@ def test_a_reset_in_one_process_clears_what_the_other_counted_itself(
     assert me(other, owner.user_id, NEW_PASSWORD) == 200
 
 
+def test_failures_after_a_reset_are_shared_again(
+    client: TestClient,
+    ctx: AppContext,
+    second: tuple[AppContext, TestClient],
+    clock: FrozenClock,
+    smtp: SmtpSink,
+) -> None:
+    """A reset forgets the failures before it, not those after it: the clear mark stays in
+    every poll for a window, and it once deleted the fresh shared counts each time, so the
+    processes only counted their own (N processes: N times the limit)."""
+    other_ctx, other = second
+    owner = person(ctx, email="again@example.com")
+    assert client.post("/api/v1/password-resets", json={"email": owner.email}).status_code == 202
+    reset = link_token(smtp.wait_for("again@example.com", subject="Reset"))
+    confirmed = client.post(
+        "/api/v1/password-resets/confirm", json={"token": reset, "new_password": NEW_PASSWORD}
+    )
+    assert confirmed.status_code == 204, confirmed.text
+    clock.advance(timedelta(seconds=1))
+    half = ctx.settings.signin_failures_per_account // 2
+    for http, context in ((client, ctx), (other, other_ctx)):
+        for _ in range(half):
+            assert me(http, owner.user_id, WRONG) == 401
+        assert context.throttle.flush()
+    for context in (ctx, other_ctx):
+        context.throttle.refresh()
+    assert me(client, owner.user_id, NEW_PASSWORD) == 429
+    assert me(other, owner.user_id, NEW_PASSWORD) == 429
+
+
 def test_an_assertion_accepted_by_one_process_is_refused_by_the_other(
     client: TestClient, ctx: AppContext, second: tuple[AppContext, TestClient]
 ) -> None:

@@ -19,7 +19,6 @@ never by a first letter; anything else gets the argon2 dummy verification.
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import replace
 from datetime import datetime
 
@@ -30,14 +29,13 @@ from ostiary.context import AppContext
 from ostiary.db import transaction
 from ostiary.gate import throttling
 from ostiary.gate.credentials import client_refusal, user_refusal
+from ostiary.gate.keys import technical_id
 from ostiary.gate.principal import Failure, Method, Principal, Refusal
 from ostiary.identity.service import KEYED_PREFIX, rehash, verify_keyed
 from ostiary.oauth.errors import InvalidToken
 
 log = logging.getLogger("ostiary.gate")
 
-#: A technical user's ID: the only syntax whose unknown names are checked by keyed hash.
-TECHNICAL_ID = re.compile(r"[Tt]\d{6,}")
 MAX_IDENTIFIER = 320
 
 
@@ -47,7 +45,7 @@ def checked_by_keyed_hash(identifier: str, stored: str | None) -> bool:
     costs, and an unknown e-mail what a known person's costs)."""
     if stored is not None:
         return stored.startswith(KEYED_PREFIX)
-    return TECHNICAL_ID.fullmatch(identifier.strip()) is not None
+    return technical_id(identifier)
 
 
 async def password(
@@ -61,13 +59,14 @@ async def password(
     """
     user = snapshot.find_user(identifier) if len(identifier) <= MAX_IDENTIFIER else None
     stored = user.password_hash if user is not None else None
-    account = throttling.account_of(user, identifier)
     if checked_by_keyed_hash(identifier, stored):
         ok = verify_keyed(ctx, stored, secret)
         human = False
     else:
         human = True
-        throttling.before_human_password(ctx, account, address)
+        if not ctx.throttle.quiet():
+            account = throttling.account_of(user, identifier, human=True)
+            throttling.before_human_password(ctx, account, address)
         key = ctx.verified.key(identifier, secret)
         if stored is not None and ctx.verified.matches(key, stored):
             ok = True
@@ -83,6 +82,7 @@ async def password(
         else user_refusal(user, named=identifier)
     )
     if refused is not None:
+        account = throttling.account_of(user, identifier, human=human)
         return replace(refused, failure=Failure(account, human))
     assert user is not None
     return Principal(

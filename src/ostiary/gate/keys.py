@@ -51,12 +51,18 @@ class Account:
         return self.kind in HUMAN
 
 
+def technical_id(identifier: str) -> bool:
+    """Whether ``identifier`` has the syntax of a technical user ID (ASCII digits only: a
+    ``\\d`` would also take other scripts' digits, which no user ID has)."""
+    return _TECHNICAL_ID.fullmatch(identifier.strip().upper()) is not None
+
+
 def unknown_account(identifier: str) -> Account:
     """The account an identifier that names nobody counts against: a technical user's when
     its syntax is a technical user ID, otherwise ``unknown`` (throttled like a person),
     normalised as the directory looks names up (IDs upper case, e-mails lower case)."""
     name = identifier.strip()
-    if _TECHNICAL_ID.fullmatch(name.upper()):
+    if technical_id(name):
         return Account(Kind.technical, name.upper())
     return Account(Kind.unknown, name.lower())
 

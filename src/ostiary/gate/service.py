@@ -37,8 +37,8 @@ async def settle(
     if not isinstance(found, Refusal):
         return found
     refusal = found
-    throttling.count(ctx, refusal, address)
     await anyio.to_thread.run_sync(
         lambda: record_failure(ctx, refusal, target=target, address=address)
     )
+    throttling.count(ctx, refusal, address)  # may raise Throttled: audited first
     raise AuthenticationFailed(reason=("bearer: " if bearer else "") + refusal.reason)

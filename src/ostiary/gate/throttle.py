@@ -132,6 +132,11 @@ class Throttle:
 
     # ------------------------------------------------------------ decisions
 
+    def quiet(self) -> bool:
+        """Whether no failure is counted anywhere now: nothing can be refused, and callers
+        may skip building keys on the hot path."""
+        return not (self._tallies or self._local)
+
     def check(self, account: Account, address: str) -> None:
         """Before verifying a human-chosen password: raise ``Throttled`` if it may not be
         tried now. Machine credentials are never refused here. Reads memory only."""
@@ -246,8 +251,11 @@ class Throttle:
             for failure in [f for f in self._order if f.account == account and f.at <= at]:
                 failure.forgotten = True
                 self._forget(failure)
-            for key in list(tallies):
-                if key == account or (isinstance(key, Pair) and key.account == account):
+            for key, tally in list(tallies.items()):
+                # A shared count newer than the clear holds failures made after it (the
+                # clearing transaction deleted the older rows): it still counts.
+                mine = key == account or (isinstance(key, Pair) and key.account == account)
+                if mine and tally.newest <= at:
                     del tallies[key]
         self._tallies = tallies
 

@@ -18,12 +18,14 @@ from ostiary.gate.principal import Refusal
 NO_CLIENT = Account(Kind.client, "")
 
 
-def account_of(user: UserFacts | None, identifier: str) -> Account:
+def account_of(user: UserFacts | None, identifier: str, *, human: bool) -> Account:
     """The account a Basic attempt is about (user ID and e-mail share one budget); an
-    unknown name counts like the kind its syntax says."""
+    unknown name counts like the kind its syntax says. What decides the policy is the
+    secret, not the kind of user: a technical user with a chosen password (a converted
+    person, say) is throttled like a person, before argon2 runs."""
     if user is None:
         return unknown_account(identifier)
-    return Account(Kind(user.kind.value), user.user_id)
+    return Account(Kind.person if human else Kind(user.kind.value), user.user_id)
 
 
 def client_account(client_id: str) -> Account:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,6 +32,8 @@ from ostiary.gate.replay import ReplayStore
 from ostiary.oauth.errors import InvalidClient, InvalidRequest
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+#: A client's published JWK set is small; anything larger is refused, not parsed.
+MAX_JWKS_BYTES = 64 * 1024
 ASSERTION_ALGORITHMS = ["ES256", "ES384", "RS256", "PS256", "EdDSA"]
 
 
@@ -164,7 +167,14 @@ class ClientAuthenticator:
         stamp = now.timestamp()
         if claims["sub"] != client_id:
             raise InvalidClient("client authentication failed", reason="sub is not client_id")
-        if float(claims["exp"]) <= stamp or float(claims["exp"]) > stamp + 3600:
+        exp = claims["exp"]
+        if (
+            isinstance(exp, bool)
+            or not isinstance(exp, int | float)
+            or not math.isfinite(exp)
+            or exp <= stamp
+            or exp > stamp + 3600
+        ):
             raise InvalidClient("client authentication failed", reason="assertion expired")
         first = await anyio.to_thread.run_sync(
             partial(
@@ -202,7 +212,11 @@ class ClientAuthenticator:
         try:
             answer = await self._http.get(uri, timeout=5)
             answer.raise_for_status()
-            jwks: dict[str, Any] = json.loads(answer.content)
+            if len(answer.content) > MAX_JWKS_BYTES:
+                raise ValueError("jwks too large")
+            jwks = json.loads(answer.content)
+            if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list):
+                raise ValueError("not a JWK set")
         except (httpx.HTTPError, ValueError) as exc:
             raise InvalidClient(
                 "client authentication failed", reason="jwks_uri unreachable"

@@ -195,7 +195,8 @@ class TokenValidator:
             raise InvalidToken(
                 "unsupported token algorithm", reason=f"alg {header.get('alg')!r} refused"
             )
-        if header.get("typ", "").lower() not in {TYPE, f"application/{TYPE}"}:
+        typ = header.get("typ", "")
+        if not isinstance(typ, str) or typ.lower() not in {TYPE, f"application/{TYPE}"}:
             raise InvalidToken("not an access token", reason=f"typ {header.get('typ')!r}")
         key = next((k for k in published(snapshot, now) if k.kid == header.get("kid")), None)
         if key is None:

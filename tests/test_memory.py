@@ -44,3 +44,19 @@ def test_a_worker_gives_argon2_memory_back_after_hashing(tmp_path: Path) -> None
     assert done.returncode == 0, done.stderr
     before, after = map(int, done.stdout.split())
     assert after - before < 8, f"RSS grew from {before} to {after} MiB"
+
+
+def test_a_served_app_does_not_load_the_forward_mode_client_until_a_forward_call() -> None:
+    """aiohttp (~9 MiB per worker) is imported by the first forward-mode call, not at
+    start: an idle worker stays under 120 MiB (README, Benchmarks)."""
+    script = (
+        "import sys\n"
+        "from ostiary.app import create_app\n"
+        "from ostiary.runtime import relay, endpoint\n"
+        "print('aiohttp' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"

@@ -116,8 +116,12 @@ def create_app(settings: Settings, *, ctx: AppContext | None = None) -> FastAPI:
         return RedirectResponse("/console/", status_code=303)
 
     # Order matters: the body limit sits inside observability so refusals are counted too.
+    # The runtime (each flow's max_bytes) and the OAuth endpoints (64 KiB, oauth/endpoints.py)
+    # limit their bodies themselves, as they read them.
     app.add_middleware(
-        BodyLimitMiddleware, max_bytes=settings.max_request_bytes, exempt_prefixes=("/t/",)
+        BodyLimitMiddleware,
+        max_bytes=settings.max_request_bytes,
+        exempt_prefixes=("/t/", "/oauth/"),
     )
     app.add_middleware(ObservabilityMiddleware, metrics=metrics)
     if settings.trusted_proxies:

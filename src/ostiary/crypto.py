@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import secrets
+import threading
 
 
 def generate_secret(nbytes: int = 32) -> str:
@@ -35,3 +37,31 @@ class KeyedHasher:
 def constant_time_equals(left: str, right: str) -> bool:
     """Compare two strings without leaking where they differ."""
     return hmac.compare_digest(left.encode(), right.encode())
+
+
+_RANDOM = bytearray()
+_RANDOM_LOCK = threading.Lock()
+
+
+def _after_fork() -> None:
+    """A forked worker must not hand out its parent's bytes, nor inherit a held lock."""
+    global _RANDOM_LOCK
+    _RANDOM.clear()
+    _RANDOM_LOCK = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork)
+
+
+def random_bytes(count: int) -> bytes:
+    """``count`` bytes from ``os.urandom``, fetched 4 KiB at a time (for IDs on hot paths).
+
+    One ``getrandom`` call per request releases the GIL, and the event loop then waited to
+    get it back from the writer thread (py-spy: ~5 % of the runtime loop's time, ~2 % of the
+    token endpoint's)."""
+    with _RANDOM_LOCK:
+        if len(_RANDOM) < count:
+            _RANDOM.extend(os.urandom(max(4096, count)))
+        taken = bytes(_RANDOM[:count])
+        del _RANDOM[:count]
+    return taken

@@ -20,7 +20,6 @@ from __future__ import annotations
 import base64
 import functools
 import json
-import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from typing import Any
 import jwt
 
 from ostiary.access.snapshot import GrantSnapshot, KeyFacts
+from ostiary.crypto import random_bytes
 from ostiary.oauth.errors import InvalidRequest, InvalidToken
 from ostiary.oauth.keys import ALGORITHM, KeyRing
 
@@ -44,30 +44,9 @@ def _b64(data: bytes) -> bytes:
     return base64.urlsafe_b64encode(data).rstrip(b"=")
 
 
-_RANDOM = bytearray()
-_RANDOM_LOCK = threading.Lock()
-
-
-def _after_fork() -> None:
-    """A forked worker must not hand out its parent's bytes, nor inherit a held lock."""
-    global _RANDOM_LOCK
-    _RANDOM.clear()
-    _RANDOM_LOCK = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_after_fork)
-
-
 def _new_jti() -> str:
-    """128 random bits in hex, from ``os.urandom`` fetched 4 KiB at a time: ``getrandom``
-    releases the GIL, and getting it back from another thread cost the token endpoint
-    ~2 % of its time (py-spy) when it was called once per token."""
-    with _RANDOM_LOCK:
-        if len(_RANDOM) < 16:
-            _RANDOM.extend(os.urandom(4096))
-        jti = _RANDOM[:16].hex()
-        del _RANDOM[:16]
-    return jti
+    """128 random bits in hex (``crypto.random_bytes``: no ``getrandom`` per token)."""
+    return random_bytes(16).hex()
 
 
 @functools.lru_cache(maxsize=32)

@@ -286,6 +286,23 @@ def _expired(w: World, kind: str, cred: Credential) -> None:
         w.clock.advance(timedelta(hours=2))
 
 
+def _client_expired(w: World, kind: str, cred: Credential) -> None:
+    """The client ends while its token is still live: the token must stop everywhere (the
+    admin API once accepted it while the runtime refused it)."""
+    soon = (w.clock.now() + timedelta(minutes=5)).isoformat()
+    made = w.client(None, expires_at=soon)
+    answer = w.http.post(
+        "/oauth/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": made.client_id,
+            "client_secret": made.secret,
+        },
+    )
+    cred.__dict__.update(made.__dict__, token=w.ok(answer)["access_token"])
+    w.clock.advance(timedelta(minutes=6))  # the token lives an hour
+
+
 def _disabled(w: World, kind: str, cred: Credential) -> None:
     if kind in ("person", "technical"):
         w.set_status(cred.user_id, "disabled")
@@ -348,6 +365,7 @@ STATES: dict[str, tuple[Callable[[World, str, Credential], None] | None, set[str
     "valid": (None, set(MAKE), True),
     "wrong secret": (_wrong, set(MAKE), False),
     "expired": (_expired, {"person", "client_secret", "client_assertion", "bearer"}, False),
+    "client expired": (_client_expired, {"bearer"}, False),
     "disabled": (_disabled, set(MAKE), False),
     "revoked": (_revoked, {"person", "technical", "client_secret", "bearer"}, False),
     "replayed": (_replayed, {"client_assertion"}, False),

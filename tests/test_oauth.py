@@ -288,6 +288,22 @@ def test_overlap_rotation_then_retirement(setup: Setup, clock: FrozenClock) -> N
     assert setup.token_response(secret=new).status_code == 200
 
 
+def test_an_overlap_longer_than_366_days_is_refused_by_the_api_too(
+    setup: Setup, clock: FrozenClock
+) -> None:
+    """The cap lived only in the console; the service holds it now, for every edge."""
+    url = f"{API}/acme/oauth-clients/{setup.client_id}/secrets"
+    too_long = (clock.now() + timedelta(days=367)).isoformat()
+    refused = setup.http.post(url, headers=setup.root, json={"old_valid_until": too_long})
+    assert refused.status_code == 400, refused.text
+    assert "366 days" in refused.json()["detail"]
+    longest = (clock.now() + timedelta(days=366)).isoformat()
+    assert (
+        setup.http.post(url, headers=setup.root, json={"old_valid_until": longest}).status_code
+        == 201
+    )
+
+
 def test_retiring_a_secret_ends_it_at_once(setup: Setup) -> None:
     rotated = setup.http.post(
         f"{API}/acme/oauth-clients/{setup.client_id}/secrets", headers=setup.root, json={}

@@ -1,4 +1,4 @@
-"""Security → OAuth clients in the console, in-process (SPEC C6): member roles guard every form,
+"""Security → OAuth clients in the console, in-process (contract C6): member roles guard every form,
 a client secret appears once (in the POST answer) and works at ``/oauth/token``, rotation
 overlaps, and Disable stops the client."""
 

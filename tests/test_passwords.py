@@ -1,4 +1,4 @@
-"""Password expiry (SPEC C1), password policies, changing and resetting passwords."""
+"""Password expiry (contract C1), password policies, changing and resetting passwords."""
 
 from __future__ import annotations
 

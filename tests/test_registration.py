@@ -1,4 +1,4 @@
-"""Registration and activation through the API: no enumeration (SPEC C3), single-use links."""
+"""Registration and activation through the API: no enumeration (contract C3), single-use links."""
 
 from __future__ import annotations
 

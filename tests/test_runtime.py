@@ -1,4 +1,4 @@
-"""The runtime endpoint: SPEC §2 step 9 and C4, every denial audited and explained."""
+"""The runtime endpoint: contract §2 step 9 and C4, every denial audited and explained."""
 
 from __future__ import annotations
 

@@ -105,7 +105,7 @@ class Conflict(OstiaryError):
 
 
 class LimitExceeded(Conflict):
-    """The sub-account's plan allows no more of something (SPEC C2: limits, never hiding)."""
+    """The sub-account's plan allows no more of something (contract C2: limits, never hiding)."""
 
     code = "plan_limit"
 

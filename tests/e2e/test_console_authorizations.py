@@ -1,4 +1,4 @@
-"""SPEC §2 steps 5-7 in real Chromium against a real server: add the member with a
+"""contract §2 steps 5-7 in real Chromium against a real server: add the member with a
 description, create a role collection with ``ESBMessaging.send``, assign it under
 Security → Authorizations → Users; the admin API then sees the assignment."""
 

@@ -1,4 +1,4 @@
-"""Security → OAuth clients in real Chromium against a real server (SPEC C6, issue 5): an
+"""Security → OAuth clients in real Chromium against a real server (contract C6, issue 5): an
 administrator creates a client for a technical user, sees its secret exactly once, the secret
 gets a token from ``/oauth/token``, and no later page shows it again."""
 

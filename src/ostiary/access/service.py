@@ -26,7 +26,7 @@ from ostiary.identity.models import User
 from ostiary.tenancy.models import Member, Subaccount
 from ostiary.tenancy.service import check_limit
 
-#: The integration tenant's built-in role templates (SPEC §1).
+#: The integration tenant's built-in role templates (contract §1).
 BUILTIN_ROLES: dict[str, str] = {
     "ESBMessaging.send": "Send messages to integration flows",
     "AuthGroup.Administrator": "Administer the integration tenant",

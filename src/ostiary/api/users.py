@@ -86,7 +86,7 @@ class UserOut(BaseModel):
 
 
 class InventoryOut(BaseModel):
-    """A technical user in a sub-account's inventory (SPEC C5)."""
+    """A technical user in a sub-account's inventory (contract C5)."""
 
     user_id: str
     display_name: str
@@ -243,7 +243,7 @@ def technical_user_inventory(
     cursor: Cursor = None,
     search: Annotated[str, Query(max_length=100)] = "",
 ) -> Page[InventoryOut]:
-    """Every technical user of the sub-account with owner, credentials, roles (SPEC C5)."""
+    """Every technical user of the sub-account with owner, credentials, roles (contract C5)."""
     with authorized(ctx, principal, subdomain, Permission.technical_users_read, write=False) as (
         session,
         subaccount,

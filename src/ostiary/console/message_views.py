@@ -1,5 +1,5 @@
 """Console pages of the message processing log: a sub-account's messages, newest first,
-filtered by flow, sender (the per-technical-user view, SPEC C5), status and time."""
+filtered by flow, sender (the per-technical-user view, contract C5), status and time."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Console pages under a sub-account's *Security → OAuth clients* (SPEC C6): clients acting as
+"""Console pages under a sub-account's *Security → OAuth clients* (contract C6): clients acting as
 technical users, created with a secret shown once, rotated with overlap, retired, disabled and
 deleted. They mirror ``ostiary.api.oauth_clients``; a new secret appears only in the answer to
 the POST that made it (no-store), never in a cookie, a URL or a log."""

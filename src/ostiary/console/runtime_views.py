@@ -1,5 +1,5 @@
 """Console pages for the integration runtime: a sub-account's flows, its message processing
-log, and the access explanation on the flow and technical-user pages (SPEC C4, C5)."""
+log, and the access explanation on the flow and technical-user pages (contract C4, C5)."""
 
 from __future__ import annotations
 

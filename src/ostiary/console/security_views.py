@@ -1,5 +1,5 @@
 """Console pages under a sub-account's *Security*: Authorizations → Users, Role collections,
-Roles (SPEC §2 step 7)."""
+Roles (contract §2 step 7)."""
 
 from __future__ import annotations
 

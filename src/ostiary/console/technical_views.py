@@ -1,5 +1,5 @@
-"""Console pages for technical users: mine, new, reset, transfer (SPEC C3), and a
-sub-account's inventory (SPEC C5). Generated passwords appear once, in the POST answer."""
+"""Console pages for technical users: mine, new, reset, transfer (contract C3), and a
+sub-account's inventory (contract C5). Generated passwords appear once, in the POST answer."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Console pages for sub-accounts and their members (SPEC §2 steps 5-6, C2)."""
+"""Console pages for sub-accounts and their members (contract §2 steps 5-6, C2)."""
 
 from __future__ import annotations
 
@@ -183,7 +183,7 @@ def add_member(
     user_id: Field = "",
     description: Field = "",
 ) -> Response:
-    """Add a user by user ID with member roles and a description (SPEC §2 step 5)."""
+    """Add a user by user ID with member roles and a description (contract §2 step 5)."""
     seen = signed_in(request, ctx)
     form: dict[str, object] = {"user_id": user_id, "roles": roles, "description": description}
     try:

@@ -62,7 +62,7 @@ def register(
     family_name: Field = "",
     password: Field = "",
 ) -> Response:
-    """Register; the same answer whether or not the e-mail is taken (SPEC C3)."""
+    """Register; the same answer whether or not the e-mail is taken (contract C3)."""
     seen = viewer(request, ctx)
     values = {"email": email, "given_name": given_name, "family_name": family_name}
     try:

@@ -46,7 +46,7 @@ class Permit:
 
 @dataclass(frozen=True)
 class UseConsole:
-    """Use the console (SPEC: technical users never sign in there)."""
+    """Use the console (contract: technical users never sign in there)."""
 
 
 Requirement = CallFlow | Permit | UseConsole
@@ -174,7 +174,7 @@ class Explanation:
 
 
 def explain(snapshot: GrantSnapshot, *, user_id: str, subdomain: str, path: str) -> Explanation:
-    """Why ``user_id`` may or may not call the flow at ``path`` (SPEC C4), from the same
+    """Why ``user_id`` may or may not call the flow at ``path`` (contract C4), from the same
     steps ``admit`` takes."""
     requirement = CallFlow(subdomain, path.strip("/"))
     user = snapshot.users.get(user_id.strip().upper())

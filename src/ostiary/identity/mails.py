@@ -14,7 +14,7 @@ def activation(*, name: str, link: str, hours: int) -> tuple[str, str]:
 
 
 def already_registered(*, name: str, signin_link: str, reset_link: str) -> tuple[str, str]:
-    """Subject and body of the notice sent when someone registers a taken e-mail (SPEC C3)."""
+    """Subject and body of the notice sent when someone registers a taken e-mail (contract C3)."""
     return (
         "Someone tried to register your e-mail address",
         f"Hello {name},\n\nsomeone (perhaps you) tried to register a new Ostiary account with "

@@ -80,7 +80,7 @@ class User(Base):
     password_hash: Mapped[str | None] = mapped_column(String(255))
     password_changed_at: Mapped[datetime | None]
     is_platform_admin: Mapped[bool] = mapped_column(default=False)
-    #: The person who owns a technical user (SPEC C5).
+    #: The person who owns a technical user (contract C5).
     owner_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL"), index=True
     )

@@ -1,4 +1,4 @@
-"""Password policies per user kind (SPEC C1): persons expire, technical users do not."""
+"""Password policies per user kind (contract C1): persons expire, technical users do not."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ DEFAULTS = {
     UserKind.person: PolicyDefaults(
         min_length=10, check_common=True, history_count=5, expiry_days=90
     ),
-    # Technical users are never forced to change a password interactively (SPEC C1).
+    # Technical users are never forced to change a password interactively (contract C1).
     UserKind.technical: PolicyDefaults(
         min_length=32, check_common=True, history_count=0, expiry_days=None
     ),

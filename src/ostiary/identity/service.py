@@ -156,7 +156,7 @@ def _set_password_hash(session: Session, ctx: AppContext, *, user: User, new_has
 
 @dataclass(frozen=True)
 class Registration:
-    """What a registration did; the caller answers the same in both cases (SPEC C3)."""
+    """What a registration did; the caller answers the same in both cases (contract C3)."""
 
     mail_ids: list[int]
 

@@ -1,4 +1,4 @@
-"""Technical users: machine identities owned by a person, with generated secrets (SPEC C3, C5).
+"""Technical users: machine identities owned by a person, with generated secrets (contract C3, C5).
 
 A technical user's password is generated (256 bits) and stored as a keyed hash: it is not
 human-chosen, so it needs no argon2, and the runtime can verify it in microseconds.
@@ -54,7 +54,7 @@ def create(
     home: Subaccount | None = None,
     email: str | None = None,
 ) -> IssuedSecret:
-    """Create a technical user owned by ``creator``; no mailbox needed (SPEC C3)."""
+    """Create a technical user owned by ``creator``; no mailbox needed (contract C3)."""
     if creator.kind is not UserKind.person:
         raise PermissionDenied("only persons create technical users")
     if not display_name.strip():
@@ -224,7 +224,7 @@ def convert(session: Session, ctx: AppContext, *, actor: User, person: User, own
 
 @dataclass(frozen=True)
 class InventoryRow:
-    """One technical user as the inventory shows it (SPEC C5)."""
+    """One technical user as the inventory shows it (contract C5)."""
 
     user: User
     owner: User | None

@@ -2,7 +2,7 @@
 
 It is the hot path, so it skips FastAPI's dependency injection (a measured 3-4x cost on
 this route, see README's benchmark section) and reads only the in-memory grants snapshot.
-Answers follow SPEC §2 step 9: one identical 401 for every authentication failure, 403 for
+Answers follow contract §2 step 9: one identical 401 for every authentication failure, 403 for
 a missing role, 404 for an unknown flow only after authentication, 413 for oversize, 503
 when the store is down. Denials become audit events with their reason.
 """
@@ -182,7 +182,7 @@ class Runtime:
         return caller, admitted.flow
 
     def _refuse(self, refused: _Refused, subdomain: str, path: str, address: str) -> Response:
-        """Audit and answer a refusal (SPEC §2 step 9: the caller sees only 401/403/404).
+        """Audit and answer a refusal (contract §2 step 9: the caller sees only 401/403/404).
         Failed authentications were counted by the gate's authenticators."""
         refusal = refused.refusal
         challenge = BEARER_CHALLENGE if refused.bearer else CHALLENGE

@@ -13,7 +13,7 @@ from ostiary.db import Base
 
 
 class Plan(StrEnum):
-    """A sub-account's plan; plans differ only in documented limits (SPEC C2)."""
+    """A sub-account's plan; plans differ only in documented limits (contract C2)."""
 
     trial = "trial"
     standard = "standard"
@@ -39,7 +39,7 @@ class Subaccount(Base):
     plan: Mapped[Plan] = mapped_column(
         Enum(Plan, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e])
     )
-    #: SPEC M: a sub-account may refuse HTTP Basic for all its flows.
+    #: contract M: a sub-account may refuse HTTP Basic for all its flows.
     basic_auth_allowed: Mapped[bool] = mapped_column(default=True, server_default=true())
     #: Stored messages older than this are deleted by the retention job.
     message_retention_days: Mapped[int] = mapped_column(default=30, server_default="30")

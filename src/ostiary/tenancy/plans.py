@@ -1,5 +1,5 @@
 """What each plan allows. Plans differ only in these limits; every plan has members and
-authorizations (SPEC C2)."""
+authorizations (contract C2)."""
 
 from __future__ import annotations
 

@@ -351,7 +351,7 @@ def change_member(
 def remove_member(
     session: Session, *, clock: Clock, actor: str, subaccount: Subaccount, user: User
 ) -> None:
-    """Remove a member, and with it their role collections in this sub-account (SPEC C4)."""
+    """Remove a member, and with it their role collections in this sub-account (contract C4)."""
     member = get_member(session, subaccount=subaccount, user=user)
     if (
         MemberRole.administrator.value in member.roles

@@ -56,7 +56,6 @@ Requirement = CallFlow | Permit | UseConsole
 class Admitted:
     """The principal may; ``flow`` is the flow called (``CallFlow`` only)."""
 
-    because: str
     flow: FlowFacts | None = None
 
 
@@ -68,14 +67,14 @@ def admit(
         flow = _flow_chain(snapshot, principal.user, requirement, principal=principal)
         if isinstance(flow, Refusal):
             return flow
-        return Admitted("the flow's required role", flow)
+        return Admitted(flow)
     refused = user_refusal(principal.user)
     if refused is not None:
         return refused
     if isinstance(requirement, UseConsole):
         if principal.kind is not UserKind.person:
             return Refusal(401, "technical users never sign in to the console", principal.user_id)
-        return Admitted("a person")
+        return Admitted()
     grants = requirement.grants or snapshot.grants(
         user_id=principal.user_id, subdomain=requirement.subdomain
     )
@@ -84,7 +83,7 @@ def admit(
     decision = decide(grants, requirement.permission)
     if isinstance(decision, Deny):
         return Refusal(403, decision.reason, principal.user_id)
-    return Admitted(decision.because)
+    return Admitted()
 
 
 def _flow_chain(

@@ -64,9 +64,8 @@ async def password(
         human = False
     else:
         human = True
-        if not ctx.throttle.quiet():
-            account = throttling.account_of(user, identifier, human=True)
-            throttling.before_human_password(ctx, account, address)
+        if not ctx.throttle.quiet():  # nothing is counted anywhere: no key to build
+            ctx.throttle.check(throttling.account_of(user, identifier, human=True), address)
         key = ctx.verified.key(identifier, secret)
         if stored is not None and ctx.verified.matches(key, stored):
             ok = True
@@ -82,8 +81,9 @@ async def password(
         else user_refusal(user, named=identifier)
     )
     if refused is not None:
-        account = throttling.account_of(user, identifier, human=human)
-        return replace(refused, failure=Failure(account, human))
+        return replace(
+            refused, failure=Failure(throttling.account_of(user, identifier, human=human))
+        )
     assert user is not None
     return Principal(
         user=user,
@@ -120,7 +120,7 @@ def bearer(
     try:
         access = ctx.tokens.validate(token, snapshot, now=now, expected_audience=audience)
     except InvalidToken as exc:
-        return Refusal(401, f"invalid token: {exc.reason}", failure=Failure(None, human=False))
+        return Refusal(401, f"invalid token: {exc.reason}", failure=Failure(None))
     client = snapshot.clients.get(access.client_id)
     refused = client_refusal(snapshot, client, now, named=access.client_id)
     if refused is None and (client is None or client.user_id != access.subject):
@@ -130,7 +130,7 @@ def bearer(
             401,
             f"token of client {access.client_id}: {refused.reason}",
             access.subject,
-            failure=Failure(throttling.client_account(access.client_id), human=False),
+            failure=Failure(throttling.client_account(access.client_id)),
         )
     user = snapshot.users[access.subject]
     return Principal(

@@ -57,11 +57,10 @@ class Principal:
 
 @dataclass(frozen=True)
 class Failure:
-    """A failed authentication to count: the account it named (``None``: none) and whether
-    a human-chosen password was tried (``ostiary.gate.throttling``)."""
+    """A failed authentication to count: the account it named (``None``: none). The
+    account's kind says which throttle policy applies (``ostiary.gate.throttling``)."""
 
     account: Account | None
-    human: bool
 
 
 @dataclass(frozen=True)

@@ -33,12 +33,6 @@ def client_account(client_id: str) -> Account:
     return Account(Kind.client, client_id)
 
 
-def before_human_password(ctx: AppContext, account: Account, address: str) -> None:
-    """Raise ``Throttled`` if this account may not try a password from this address now
-    (machine accounts never are)."""
-    ctx.throttle.check(account, address)
-
-
 def count(ctx: AppContext, refusal: Refusal, address: str) -> None:
     """Count a refused authentication once, when the edge finally refuses it; raise
     ``Throttled`` when a machine credential's failure comes from an address over its limit

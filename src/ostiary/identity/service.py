@@ -6,7 +6,6 @@ Functions that send mail return the outbox IDs to deliver once the caller commit
 
 from __future__ import annotations
 
-import re
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -43,7 +42,6 @@ from ostiary.identity.policy import (
 )
 from ostiary.mail import service as mail
 
-USER_ID_PATTERN = re.compile(r"^[PT]\d{6,}$")
 KEYED_PREFIX = "hmac-sha256$"
 _PREFIX = {UserKind.person: "P", UserKind.technical: "T"}
 
@@ -73,22 +71,6 @@ def allocate_user_id(session: Session, *, kind: UserKind) -> str:
         except IntegrityError:
             return allocate_user_id(session, kind=kind)
     return f"{_PREFIX[kind]}{value:06d}"
-
-
-def find_by_identifier(session: Session, identifier: str) -> User | None:
-    """The user named by a user ID or (for persons) an e-mail address."""
-    identifier = identifier.strip()
-    if "\x00" in identifier:
-        return None  # no name holds NUL, and PostgreSQL refuses to even compare with one
-    if USER_ID_PATTERN.match(identifier.upper()):
-        return session.scalar(select(User).where(User.user_id == identifier.upper()))
-    if "@" in identifier:
-        return session.scalar(
-            select(User).where(
-                User.email_normalized == normalize_email(identifier), User.kind == UserKind.person
-            )
-        )
-    return None
 
 
 def get_user(session: Session, *, user_id: str) -> User:

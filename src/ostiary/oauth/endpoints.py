@@ -183,7 +183,7 @@ class OAuthServer:
         address = request.client.host if request.client else "unknown"
         self._audit_denial(claimed, failed.reason, address)
         account = throttling.client_account(claimed)
-        refusal = Refusal(401, failed.reason, failure=Failure(account, human=False))
+        refusal = Refusal(401, failed.reason, failure=Failure(account))
         try:
             throttling.count(self.ctx, refusal, address)
         except Throttled as exc:

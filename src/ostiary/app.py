@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 from starlette.routing import Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp
 
 from ostiary import __version__
 from ostiary.api import access as access_api
@@ -30,6 +31,7 @@ from ostiary.console import views as console
 from ostiary.context import AppContext, build_context
 from ostiary.db import transaction
 from ostiary.gate.proxies import ProxyHeadersMiddleware, TrustedProxies
+from ostiary.hot_paths import HotPaths
 from ostiary.oauth.endpoints import OAuthServer
 from ostiary.oauth.keys import ensure_key
 from ostiary.ops import BodyLimitMiddleware, Metrics, ObservabilityMiddleware
@@ -50,6 +52,7 @@ def create_app(settings: Settings, *, ctx: AppContext | None = None) -> FastAPI:
     ctx = ctx or build_context(settings)
 
     runtime = Runtime(ctx)
+    oauth = OAuthServer(ctx, runtime)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -108,7 +111,7 @@ def create_app(settings: Settings, *, ctx: AppContext | None = None) -> FastAPI:
     app.router.routes[:0] = [
         *ops_routes(ctx, metrics, writer_alive=runtime.writer.alive),
         Route("/t/{subdomain}/http/{path:path}", runtime.handle, methods=["POST", "PUT"]),
-        *OAuthServer(ctx, runtime).routes(),
+        *oauth.routes(),
     ]
 
     @app.get("/", include_in_schema=False)
@@ -124,8 +127,18 @@ def create_app(settings: Settings, *, ctx: AppContext | None = None) -> FastAPI:
         exempt_prefixes=("/t/", "/oauth/"),
     )
     app.add_middleware(ObservabilityMiddleware, metrics=metrics)
-    if settings.trusted_proxies:
-        # Outermost (added last), so metrics, logs and every route see the real caller.
-        # Not installed without trusted proxies: the hot paths then pay nothing for it.
-        app.add_middleware(ProxyHeadersMiddleware, trusted=TrustedProxies(settings.trusted_proxies))
+    hot = {("POST", "/oauth/token"): oauth.token}
+    trusted = TrustedProxies(settings.trusted_proxies) if settings.trusted_proxies else None
+    framework_stack = app.build_middleware_stack
+
+    def build_middleware_stack() -> ASGIApp:
+        # The token endpoint skips the framework's ten layers (ostiary/hot_paths.py).
+        stack: ASGIApp = HotPaths(framework_stack(), hot, metrics=metrics)
+        if trusted is not None:
+            # Outermost, so metrics, logs, every route and the hot paths see the real
+            # caller. Not installed without trusted proxies: nothing then pays for it.
+            stack = ProxyHeadersMiddleware(stack, trusted=trusted)
+        return stack
+
+    app.build_middleware_stack = build_middleware_stack  # type: ignore[method-assign]
     return app

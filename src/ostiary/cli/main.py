@@ -65,6 +65,7 @@ def serve(
 
     from ostiary.bootstrap import bootstrap
     from ostiary.context import build_context
+    from ostiary.http_protocol import CoalescingHttpToolsProtocol
     from ostiary.logs import configure
     from ostiary.migrate import upgrade
 
@@ -93,6 +94,7 @@ def serve(
         access_log=False,
         server_header=False,
         proxy_headers=False,
+        http=CoalescingHttpToolsProtocol,
     )
 
 

@@ -15,6 +15,7 @@ import uvicorn
 from fastapi.testclient import TestClient
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from ostiary.app import create_app
@@ -56,7 +57,7 @@ def _app_with(endpoint: Any) -> TestClient:
     async def rest(scope: Scope, receive: Receive, send: Send) -> None:
         await PlainTextResponse("the full stack")(scope, receive, send)
 
-    hot = HotPaths(rest, {("POST", "/hot"): endpoint}, metrics=Metrics())
+    hot = HotPaths(rest, [Route("/hot", endpoint, methods=["POST"])], metrics=Metrics())
     return TestClient(hot, raise_server_exceptions=False)
 
 
@@ -237,3 +238,14 @@ def test_keep_alive_requests_100_continue_and_connection_close_work_through_the_
         last = _read_response(conn)
         assert last.endswith(b"got !")
         assert conn.recv(65536) == b""  # closed after the whole answer was written
+
+
+def test_runtime_calls_take_the_hot_path_and_keep_their_metrics_and_405(setup: Setup) -> None:
+    token = setup.token()
+    assert setup.call(token).status_code == 200
+    assert setup.call("not-a-token").status_code == 401
+    assert setup.http.get("/t/acme/http/orders").status_code == 405
+    metrics = setup.http.get("/metrics").text
+    assert 'ostiary_http_requests_total{area="t",method="POST",status="200"} 1.0' in metrics
+    assert 'ostiary_http_requests_total{area="t",method="POST",status="401"} 1.0' in metrics
+    assert 'ostiary_http_requests_total{area="t",method="GET",status="405"} 1.0' in metrics

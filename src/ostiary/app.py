@@ -108,9 +108,13 @@ def create_app(settings: Settings, *, ctx: AppContext | None = None) -> FastAPI:
     # The plain Starlette routes go first: the router tries routes in order, and walking
     # the ~110 API routes first cost ~0.3 ms per request (benchmarks/README.md). The
     # runtime and token endpoints are the hot paths (see ostiary/runtime/endpoint.py).
+    hot = [
+        Route("/t/{subdomain}/http/{path:path}", runtime.handle, methods=["POST", "PUT"]),
+        *oauth.hot_routes(),
+    ]
     app.router.routes[:0] = [
         *ops_routes(ctx, metrics, writer_alive=runtime.writer.alive),
-        Route("/t/{subdomain}/http/{path:path}", runtime.handle, methods=["POST", "PUT"]),
+        *hot,  # also in the router, which answers their wrong methods (405)
         *oauth.routes(),
     ]
 
@@ -127,12 +131,11 @@ def create_app(settings: Settings, *, ctx: AppContext | None = None) -> FastAPI:
         exempt_prefixes=("/t/", "/oauth/"),
     )
     app.add_middleware(ObservabilityMiddleware, metrics=metrics)
-    hot = {("POST", "/oauth/token"): oauth.token}
     trusted = TrustedProxies(settings.trusted_proxies) if settings.trusted_proxies else None
     framework_stack = app.build_middleware_stack
 
     def build_middleware_stack() -> ASGIApp:
-        # The token endpoint skips the framework's ten layers (ostiary/hot_paths.py).
+        # The runtime and token endpoints skip the framework's layers (ostiary/hot_paths.py).
         stack: ASGIApp = HotPaths(framework_stack(), hot, metrics=metrics)
         if trusted is not None:
             # Outermost, so metrics, logs, every route and the hot paths see the real

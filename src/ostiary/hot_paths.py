@@ -5,51 +5,53 @@ Every request to a FastAPI application passes about ten layers before its endpoi
 exception handlers, an exit stack, the router and the route's request wrapper), each an
 ``async`` call with its own ``send`` wrapper. For the token endpoint, where a request's
 whole CPU budget is ~0.2 ms, that was ~10 % of it (benchmarks/README.md). ``HotPaths``
-looks up ``(method, path)`` in a dict first and, for the few endpoints listed there, calls
-the endpoint directly, wrapped only in what they still need: request metrics and the
-access log (``ObservabilityMiddleware``) and a last-resort 500 in the API's error shape.
-Every other request goes through the full stack, unchanged. A listed endpoint handles its
-own errors (the OAuth endpoints answer RFC 6749 errors and a 503 without the store) and
-limits its own body.
+tries its few routes first (Starlette's own matching, so path parameters and methods mean
+what they mean in the router) and, on a full match, calls the endpoint directly, wrapped
+only in what it still needs: request metrics and the access log
+(``ObservabilityMiddleware``) and a last-resort 500 in the API's error shape. Everything
+else, a wrong method on a hot path included, goes through the full stack, unchanged. A hot
+endpoint handles its own errors (RFC 6749 errors at the token endpoint, 401/403/413/503 at
+the runtime, a 503 without the store at both) and limits its own body.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Sequence
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse
+from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ostiary.ops import Metrics, ObservabilityMiddleware
 
 log = logging.getLogger("ostiary.hot_paths")
 
-Endpoint = Callable[[Request], Awaitable[Response]]
-
 
 class HotPaths:
-    """Answers the listed ``(method, path)`` pairs directly; the rest goes to ``app``."""
+    """Answers requests that fully match one of ``routes`` directly; the rest goes to ``app``."""
 
-    def __init__(
-        self, app: ASGIApp, endpoints: Mapping[tuple[str, str], Endpoint], *, metrics: Metrics
-    ) -> None:
+    def __init__(self, app: ASGIApp, routes: Sequence[Route], *, metrics: Metrics) -> None:
         self.app = app
-        self.endpoints = dict(endpoints)
+        self.routes = tuple(routes)
         self.observed = ObservabilityMiddleware(self._serve, metrics=metrics)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and (scope["method"], scope["path"]) in self.endpoints:
-            await self.observed(scope, receive, send)
-        else:
-            await self.app(scope, receive, send)
+        if scope["type"] == "http":
+            for route in self.routes:
+                match, child = route.matches(scope)
+                if match is Match.FULL:
+                    scope.update(child)
+                    scope["ostiary.hot_endpoint"] = route.endpoint
+                    await self.observed(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
-        endpoint = self.endpoints[(scope["method"], scope["path"])]
         request = Request(scope, receive)
         try:
-            response = await endpoint(request)
+            response = await scope["ostiary.hot_endpoint"](request)
         except Exception:
             # What ServerErrorMiddleware and api/errors.py would have answered: logged
             # here, and a body without details for the caller.

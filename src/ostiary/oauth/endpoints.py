@@ -143,10 +143,13 @@ class OAuthServer:
             ctx, token_endpoint=f"{self.issuer}/oauth/token", issuer=self.issuer, http=runtime.http
         )
 
+    def hot_routes(self) -> list[Route]:
+        """The measured hot path among them: the token endpoint (``ostiary.hot_paths``)."""
+        return [Route("/oauth/token", self.token, methods=["POST"])]
+
     def routes(self) -> list[Route]:
-        """The Starlette routes of the OAuth endpoints."""
+        """The Starlette routes of the other OAuth endpoints."""
         return [
-            Route("/oauth/token", self.token, methods=["POST"]),
             Route("/oauth/jwks", self.jwks, methods=["GET"]),
             Route("/oauth/introspect", self.introspect, methods=["POST"]),
             Route("/oauth/revoke", self.revoke, methods=["POST"]),

@@ -50,6 +50,17 @@ class CertificateStatus(StrEnum):
     superseded = "superseded"
 
 
+class RevocationReason(StrEnum):
+    """RFC 5280 §5.3.1 reasons a certificate is revoked for (the CRL carries them)."""
+
+    unspecified = "unspecified"
+    key_compromise = "key_compromise"
+    affiliation_changed = "affiliation_changed"
+    superseded = "superseded"
+    cessation_of_operation = "cessation_of_operation"
+    privilege_withdrawn = "privilege_withdrawn"
+
+
 class CertificateAuthority(Base):
     """A sub-account's own CA; its private key is sealed like the token signing keys."""
 

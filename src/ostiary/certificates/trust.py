@@ -193,15 +193,22 @@ def list_mapping_rules(
 
 
 def delete_mapping_rule(
-    session: Session, ctx: AppContext, *, actor: str, subaccount: Subaccount, rule_id: str
+    session: Session,
+    ctx: AppContext,
+    *,
+    actor: str,
+    subaccount: Subaccount,
+    rule_id: str,
+    trusted: TrustedCA | None = None,
 ) -> None:
     """Remove a mapping rule (its certificates stop authenticating)."""
-    rule = session.scalar(
-        select(CertificateMappingRule).where(
-            CertificateMappingRule.rule_id == rule_id,
-            CertificateMappingRule.subaccount_id == subaccount.id,
-        )
+    query = select(CertificateMappingRule).where(
+        CertificateMappingRule.rule_id == rule_id,
+        CertificateMappingRule.subaccount_id == subaccount.id,
     )
+    if trusted is not None:
+        query = query.where(CertificateMappingRule.trusted_ca_id == trusted.id)
+    rule = session.scalar(query)
     if rule is None:
         raise NotFound(f"no mapping rule {rule_id} in {subaccount.subdomain}")
     record(

@@ -1,4 +1,4 @@
-"""Generated secrets, keyed hashes and constant-time comparison.
+"""Generated secrets, keyed hashes, constant-time comparison, private keys sealed at rest.
 
 Generated secrets (tokens, technical-user passwords, client secrets) carry at least
 256 bits of entropy, so a keyed HMAC-SHA256 is a safe and fast way to store them:
@@ -7,11 +7,16 @@ unlike human-chosen passwords they cannot be guessed from a dictionary.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import os
 import secrets
 import threading
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 
 def generate_secret(nbytes: int = 32) -> str:
@@ -65,3 +70,31 @@ def random_bytes(count: int) -> bytes:
         taken = bytes(_RANDOM[:count])
         del _RANDOM[:count]
     return taken
+
+
+# ---------------------------------------------------------------- private keys at rest
+
+#: HKDF salts, one per kind of key, so a blob of one kind never opens as another.
+SIGNING_KEYS = b"ostiary-signing-keys"
+CA_KEYS = b"ostiary-ca-keys"
+
+
+def _wrapping_key(secret_key: bytes, purpose: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=purpose, info=b"aes-256-gcm").derive(
+        secret_key
+    )
+
+
+def encrypt_private(secret_key: bytes, pem: bytes, *, purpose: bytes) -> str:
+    """``nonce || ciphertext`` of a private key's PEM under AES-256-GCM, base64; the key is
+    derived (HKDF-SHA256) from the installation secret and ``purpose``."""
+    nonce = os.urandom(12)
+    return base64.b64encode(
+        nonce + AESGCM(_wrapping_key(secret_key, purpose)).encrypt(nonce, pem, None)
+    ).decode()
+
+
+def decrypt_private(secret_key: bytes, blob: str, *, purpose: bytes) -> bytes:
+    """The PEM sealed by ``encrypt_private`` (raises if the secret key or purpose differ)."""
+    raw = base64.b64decode(blob)
+    return AESGCM(_wrapping_key(secret_key, purpose)).decrypt(raw[:12], raw[12:], None)

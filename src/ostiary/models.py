@@ -2,6 +2,7 @@
 
 from ostiary.access import models as access_models
 from ostiary.audit import models as audit_models
+from ostiary.certificates import models as certificate_models
 from ostiary.db import Base
 from ostiary.gate import models as gate_models
 from ostiary.identity import models as identity_models
@@ -14,6 +15,7 @@ __all__ = [
     "Base",
     "access_models",
     "audit_models",
+    "certificate_models",
     "gate_models",
     "identity_models",
     "mail_models",

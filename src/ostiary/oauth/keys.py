@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import threading
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,12 +18,11 @@ from typing import Any
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from jwt.algorithms import ECAlgorithm
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from ostiary import crypto
 from ostiary.clock import Clock
 from ostiary.oauth.models import SigningKey
 
@@ -33,24 +31,14 @@ ALGORITHM = "ES256"
 _ES256 = ec.ECDSA(hashes.SHA256())
 
 
-def _wrapping_key(secret_key: bytes) -> bytes:
-    return HKDF(
-        algorithm=hashes.SHA256(), length=32, salt=b"ostiary-signing-keys", info=b"aes-256-gcm"
-    ).derive(secret_key)
-
-
 def encrypt_private(secret_key: bytes, pem: bytes) -> str:
-    """``nonce || ciphertext`` of a PEM, base64."""
-    nonce = os.urandom(12)
-    return base64.b64encode(
-        nonce + AESGCM(_wrapping_key(secret_key)).encrypt(nonce, pem, None)
-    ).decode()
+    """``nonce || ciphertext`` of a PEM, base64 (``ostiary.crypto``, signing-key purpose)."""
+    return crypto.encrypt_private(secret_key, pem, purpose=crypto.SIGNING_KEYS)
 
 
 def decrypt_private(secret_key: bytes, blob: str) -> ec.EllipticCurvePrivateKey:
     """The private key from its encrypted form (raises if the secret key is not the one used)."""
-    raw = base64.b64decode(blob)
-    pem = AESGCM(_wrapping_key(secret_key)).decrypt(raw[:12], raw[12:], None)
+    pem = crypto.decrypt_private(secret_key, blob, purpose=crypto.SIGNING_KEYS)
     key = serialization.load_pem_private_key(pem, password=None)
     assert isinstance(key, ec.EllipticCurvePrivateKey)
     return key

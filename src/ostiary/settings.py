@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     token_lifetime_seconds: int = Field(default=3600, ge=60, le=24 * 3600)
     # NoDecode: the variable is a comma-separated list, not the JSON pydantic-settings expects.
     trusted_proxies: Annotated[tuple[IPv4Network | IPv6Network, ...], NoDecode] = ()
+    # HTTPS with optional client certificates when set (ostiary.tls); the key may also sit
+    # in the certificate file, so the key file alone is what is optional.
+    tls_certfile: Path | None = None
+    tls_keyfile: Path | None = None
 
     @field_validator("public_url")
     @classmethod
@@ -76,6 +80,12 @@ class Settings(BaseSettings):
         if isinstance(value, list | tuple):
             return parse_networks(value)
         return value
+
+    @model_validator(mode="after")
+    def _refuse_key_without_certificate(self) -> Settings:
+        if self.tls_keyfile is not None and self.tls_certfile is None:
+            raise ValueError("OSTIARY_TLS_KEYFILE is set but OSTIARY_TLS_CERTFILE is not")
+        return self
 
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> Settings:

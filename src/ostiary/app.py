@@ -127,5 +127,10 @@ def create_app(settings: Settings, *, ctx: AppContext | None = None) -> FastAPI:
     if settings.trusted_proxies:
         # Outermost (added last), so metrics, logs and every route see the real caller.
         # Not installed without trusted proxies: the hot paths then pay nothing for it.
-        app.add_middleware(ProxyHeadersMiddleware, trusted=TrustedProxies(settings.trusted_proxies))
+        header = settings.client_cert_header
+        app.add_middleware(
+            ProxyHeadersMiddleware,
+            trusted=TrustedProxies(settings.trusted_proxies),
+            cert_header=None if header is None else header.value.encode(),
+        )
     return app

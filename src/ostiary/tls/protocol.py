@@ -23,7 +23,7 @@ from typing import Any
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from ostiary.gate.client_certs import PRESENTED_KEY, SOURCE_KEY, PresentedCertificate
+from ostiary.gate.client_certs import extension
 
 _VERSIONS = {"TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
 
@@ -42,16 +42,12 @@ def tls_extension(transport: asyncio.BaseTransport) -> dict[str, Any] | None:
         return None
     der = connection.getpeercert(binary_form=True)
     cipher = connection.cipher()
-    return {
-        "server_cert": None,
-        "client_cert_chain": [] if der is None else [ssl.DER_cert_to_PEM_cert(der)],
-        "client_cert_name": None,
-        "client_cert_error": None,
-        "tls_version": _VERSIONS.get(connection.version() or ""),
-        "cipher_suite": None if cipher is None else _cipher_ids().get(cipher[0]),
-        SOURCE_KEY: "tls",
-        PRESENTED_KEY: None if der is None else PresentedCertificate(chain=(der,), source="tls"),
-    }
+    return extension(
+        () if der is None else (der,),
+        "tls",
+        tls_version=_VERSIONS.get(connection.version() or ""),
+        cipher_suite=None if cipher is None else _cipher_ids().get(cipher[0]),
+    )
 
 
 class TLSHttpToolsProtocol(HttpToolsProtocol):

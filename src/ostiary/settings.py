@@ -73,7 +73,7 @@ class Settings(BaseSettings):
     # Read only from trusted proxies, and only this one: a proxy passes the others through.
     client_cert_header: ClientCertHeader | None = None
     # HTTPS with optional client certificates when set (ostiary.tls); the key may also sit
-    # in the certificate file, so the key file alone is what is optional.
+    # in the certificate file. `ostiary serve --tls-*` override them; it refuses a key alone.
     tls_certfile: Path | None = None
     tls_keyfile: Path | None = None
 
@@ -97,12 +97,6 @@ class Settings(BaseSettings):
         if isinstance(value, list | tuple):
             return parse_networks(value)
         return value
-
-    @model_validator(mode="after")
-    def _refuse_key_without_certificate(self) -> Settings:
-        if self.tls_keyfile is not None and self.tls_certfile is None:
-            raise ValueError("OSTIARY_TLS_KEYFILE is set but OSTIARY_TLS_CERTFILE is not")
-        return self
 
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> Settings:

@@ -12,7 +12,9 @@ from urllib.parse import quote
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
+from ostiary.app import create_app
 from ostiary.gate.client_cert_headers import ENVOY, NGINX, RFC9440, RFC9440_CHAIN, parse
 from ostiary.gate.client_certs import (
     PresentedCertificate,
@@ -22,6 +24,7 @@ from ostiary.gate.client_certs import (
     presented,
 )
 from ostiary.gate.proxies import ProxyHeadersMiddleware, TrustedProxies
+from ostiary.settings import ClientCertHeader, Settings
 from tests.pki import issue
 
 CA = issue("Acme Test CA", ca=True)
@@ -244,3 +247,30 @@ def test_a_keep_alive_caller_is_parsed_once_and_gets_its_own_dict() -> None:
     first, second = seen
     assert first is not second  # an app changing its scope cannot reach the next request
     assert first["ostiary.presented"] is second["ostiary.presented"]  # parsed once
+
+
+# ---------------------------------------------------------------- the setting
+
+
+def test_the_header_setting_takes_any_case_and_refuses_others(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OSTIARY_CLIENT_CERT_HEADER", " X-SSL-Client-Cert ")
+    assert Settings().client_cert_header is ClientCertHeader.nginx
+    monkeypatch.setenv("OSTIARY_CLIENT_CERT_HEADER", "")
+    assert Settings().client_cert_header is None
+    monkeypatch.setenv("OSTIARY_CLIENT_CERT_HEADER", "X-Client-Cert")
+    with pytest.raises(ValidationError):
+        Settings()
+
+
+def test_the_app_hands_the_setting_to_the_middleware(settings: Settings) -> None:
+    configured = settings.model_copy(
+        update={
+            "trusted_proxies": (ipaddress.ip_network("127.0.0.1"),),
+            "client_cert_header": ClientCertHeader.envoy,
+        }
+    )
+    app = create_app(configured)
+    (middleware,) = [m for m in app.user_middleware if m.cls is ProxyHeadersMiddleware]
+    assert middleware.kwargs["cert_header"] == ENVOY

@@ -134,6 +134,8 @@ def create_app(settings: Settings, *, ctx: AppContext | None = None) -> FastAPI:
     )
     app.add_middleware(ObservabilityMiddleware, metrics=metrics)
     trusted = TrustedProxies(settings.trusted_proxies) if settings.trusted_proxies else None
+    header = settings.client_cert_header
+    cert_header = None if header is None else header.value.encode()
     framework_stack = app.build_middleware_stack
 
     def build_middleware_stack() -> ASGIApp:
@@ -142,7 +144,7 @@ def create_app(settings: Settings, *, ctx: AppContext | None = None) -> FastAPI:
         if trusted is not None:
             # Outermost, so metrics, logs, every route and the hot paths see the real
             # caller. Not installed without trusted proxies: nothing then pays for it.
-            stack = ProxyHeadersMiddleware(stack, trusted=trusted)
+            stack = ProxyHeadersMiddleware(stack, trusted=trusted, cert_header=cert_header)
         return stack
 
     app.build_middleware_stack = build_middleware_stack  # type: ignore[method-assign]

@@ -30,6 +30,14 @@ class Environment(StrEnum):
     production = "production"
 
 
+class ClientCertHeader(StrEnum):
+    """The header a trusted TLS-terminating proxy puts the caller's certificate in."""
+
+    nginx = "x-ssl-client-cert"
+    rfc9440 = "client-cert"
+    envoy = "x-forwarded-client-cert"
+
+
 class Settings(BaseSettings):
     """Every ``OSTIARY_*`` setting. README's configuration table lists the same."""
 
@@ -62,6 +70,19 @@ class Settings(BaseSettings):
     token_lifetime_seconds: int = Field(default=3600, ge=60, le=24 * 3600)
     # NoDecode: the variable is a comma-separated list, not the JSON pydantic-settings expects.
     trusted_proxies: Annotated[tuple[IPv4Network | IPv6Network, ...], NoDecode] = ()
+    # Read only from trusted proxies, and only this one: a proxy passes the others through.
+    client_cert_header: ClientCertHeader | None = None
+    # HTTPS with optional client certificates when set (ostiary.tls); the key may also sit
+    # in the certificate file. `ostiary serve --tls-*` override them; it refuses a key alone.
+    tls_certfile: Path | None = None
+    tls_keyfile: Path | None = None
+
+    @field_validator("client_cert_header", mode="before")
+    @classmethod
+    def _lower_header(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return value.strip().lower() or None
+        return value
 
     @field_validator("public_url")
     @classmethod

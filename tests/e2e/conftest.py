@@ -11,11 +11,12 @@ import os
 import re
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -57,6 +58,13 @@ class Server:
     stdout: Path
     stderr: Path
     env: dict[str, str] = field(repr=False)
+    #: The CA file httpx verifies a ``--tls-certfile`` server with.
+    ca: str | None = None
+
+    @property
+    def verify(self) -> ssl.SSLContext | bool:
+        """httpx's ``verify`` for this server."""
+        return True if self.ca is None else ssl.create_default_context(cafile=self.ca)
 
     def output(self) -> str:
         """Everything the process wrote so far (stderr, then stdout)."""
@@ -67,7 +75,7 @@ class Server:
 
     def client(self) -> httpx.Client:
         """An HTTP client for this server."""
-        return httpx.Client(base_url=self.url, timeout=10.0)
+        return httpx.Client(base_url=self.url, timeout=10.0, verify=self.verify)
 
     def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
         """Poll ``/readyz`` until it answers 200; fail with the server's output otherwise."""
@@ -77,7 +85,7 @@ class Server:
             if self.process.poll() is not None:
                 pytest.fail(f"ostiary serve exited with {self.process.returncode}", pytrace=False)
             try:
-                answer = httpx.get(f"{self.url}/readyz", timeout=2.0)
+                answer = httpx.get(f"{self.url}/readyz", timeout=2.0, verify=self.verify)
             except httpx.TransportError as exc:
                 last = repr(exc)
             else:
@@ -123,9 +131,18 @@ def start_server(
     servers: list[Server] = []
     request.node.ostiary_servers = servers
 
-    def start(*, admin: bool = True, workers: int = 1, **extra: str) -> Server:
+    def start(
+        *,
+        admin: bool = True,
+        workers: int = 1,
+        args: Sequence[str] = (),
+        ca: Path | None = None,
+        **extra: str,
+    ) -> Server:
+        """``args`` go to ``ostiary serve``; ``ca`` (the CA of its TLS certificate) makes
+        the server's URL https."""
         port = free_port()
-        url = f"http://127.0.0.1:{port}"
+        url = f"{'http' if ca is None else 'https'}://127.0.0.1:{port}"
         home = tmp_path / f"server-{len(servers)}"
         home.mkdir()
         env = {k: v for k, v in os.environ.items() if not k.startswith("OSTIARY_")}
@@ -152,6 +169,7 @@ def start_server(
                     str(port),
                     "--workers",
                     str(workers),
+                    *args,
                 ],
                 env=env,
                 cwd=home,
@@ -159,7 +177,9 @@ def start_server(
                 stdout=out,
                 stderr=err,
             )
-        server = Server(url, fresh_database_url, process, stdout, stderr, env)
+        server = Server(
+            url, fresh_database_url, process, stdout, stderr, env, None if ca is None else str(ca)
+        )
         servers.append(server)
         return server
 

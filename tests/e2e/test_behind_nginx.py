@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import shutil
 import signal
+import ssl
 import subprocess
 import time
 from collections.abc import Iterator
@@ -73,13 +74,23 @@ def _nginx_binary() -> str:
     return found
 
 
-def _start_nginx(home: Path, upstream: str) -> tuple[subprocess.Popen[bytes], str]:
-    """nginx in front of ``upstream``, ready to answer; the process and its URL."""
+def _start_nginx(
+    home: Path,
+    upstream: str,
+    template: str = CONFIG,
+    *,
+    scheme: str = "http",
+    verify: ssl.SSLContext | bool = True,
+    **values: str,
+) -> tuple[subprocess.Popen[bytes], str]:
+    """nginx in front of ``upstream``, ready to answer; the process and its URL.
+
+    ``template`` is formatted with ``home``, ``port``, ``upstream`` and ``values``."""
     binary = _nginx_binary()
     home.mkdir()
     port = free_port()
     config = home / "nginx.conf"
-    config.write_text(CONFIG.format(home=home, port=port, upstream=upstream))
+    config.write_text(template.format(home=home, port=port, upstream=upstream, **values))
     with (home / "stderr.log").open("wb") as err:
         process = subprocess.Popen(
             # -e: the error log before the configuration is read, not /var/log/nginx.
@@ -88,13 +99,13 @@ def _start_nginx(home: Path, upstream: str) -> tuple[subprocess.Popen[bytes], st
             stdout=err,
             stderr=err,
         )
-    url = f"http://127.0.0.1:{port}"
+    url = f"{scheme}://127.0.0.1:{port}"
     deadline = time.monotonic() + 20
     while True:
         if process.poll() is not None:
             pytest.fail(f"nginx exited: {(home / 'error.log').read_text(errors='replace')}")
         try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+            if httpx.get(f"{url}/readyz", timeout=2, verify=verify).status_code == 200:
                 return process, url
         except httpx.TransportError:
             pass

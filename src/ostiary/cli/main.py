@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -58,10 +59,19 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    tls_certfile: Annotated[
+        Optional[Path],  # noqa: UP045 (typer reads the annotation at runtime)
+        typer.Option(help="Serve HTTPS with this PEM certificate (chain); OSTIARY_TLS_CERTFILE."),
+    ] = None,
+    tls_keyfile: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(help="Its private key, unless in the certificate file; OSTIARY_TLS_KEYFILE."),
+    ] = None,
 ) -> None:
     """Migrate the database, create the first administrator, and serve everything.
 
-    API under /api/v1, console under /console, docs at /api/docs.
+    API under /api/v1, console under /console, docs at /api/docs. With a TLS certificate:
+    HTTPS only, asking for an optional client certificate (README, *Serving TLS directly*).
     """
     import uvicorn
 
@@ -70,8 +80,24 @@ def serve(
     from ostiary.http_protocol import CoalescingHttpToolsProtocol
     from ostiary.logs import configure
     from ostiary.migrate import upgrade
+    from ostiary.tls.serving import uvicorn_options
 
     settings = _settings()
+    if tls_certfile is not None or tls_keyfile is not None:
+        settings = settings.model_copy(
+            update={
+                "tls_certfile": tls_certfile or settings.tls_certfile,
+                "tls_keyfile": tls_keyfile or settings.tls_keyfile,
+            }
+        )
+    if settings.tls_keyfile is not None and settings.tls_certfile is None:
+        err.print("[red]configuration error:[/red] a TLS key file needs a certificate file")
+        raise typer.Exit(2)
+    try:
+        tls = uvicorn_options(settings.tls_certfile, settings.tls_keyfile)
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+        err.print(f"[red]configuration error:[/red] TLS certificate or key: {exc}")
+        raise typer.Exit(2) from exc
     configure(settings.log_level)
     upgrade(settings.resolved_database_url)
     ctx = build_context(settings)
@@ -96,7 +122,8 @@ def serve(
         access_log=False,
         server_header=False,
         proxy_headers=False,
-        http=CoalescingHttpToolsProtocol,
+        # Small answers in one write; over TLS the protocol also fills the TLS extension.
+        **({"http": CoalescingHttpToolsProtocol} | tls),
     )
 
 

@@ -26,6 +26,12 @@ The rules:
   §6.3) ends the walk without an answer: it was written by a trusted proxy that did not know
   or would not say, and reading further left would believe the client. The peer's address
   is kept. Empty list elements are skipped. Nothing here raises on request data.
+- The client certificate comes only from the one header ``OSTIARY_CLIENT_CERT_HEADER`` names
+  (``ostiary.gate.client_cert_headers``: a proxy passes the others through from the client),
+  into ``scope["extensions"]["tls"]`` with ``"ostiary.source": "proxy"``; any other
+  client-certificate header is named for the audit (``client_certs.ignored_header``). From
+  a trusted proxy, a certificate of the TCP connection itself (direct TLS) is the proxy's,
+  not the caller's, and is dropped.
 - The scheme comes from the rightmost ``X-Forwarded-Proto`` value (set by the proxy next to
   us), else from ``proto=`` of the ``Forwarded`` element that named the client; only
   ``http`` and ``https`` count (``ws``/``wss`` for websockets).
@@ -40,15 +46,25 @@ from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ostiary.gate import client_cert_headers
+from ostiary.gate.client_certs import (
+    CLIENT_CERT_HEADERS,
+    IGNORED_KEY,
+    PRESENTED_KEY,
+    SOURCE_KEY,
+    extension,
+)
+
 Network = IPv4Network | IPv6Network
 Address = IPv4Address | IPv6Address
 
-#: Client-certificate headers a TLS-terminating proxy sets; believed only from trusted peers.
-CLIENT_CERT_HEADERS = frozenset({b"x-ssl-client-cert", b"client-cert", b"x-forwarded-client-cert"})
+__all__ = ["CLIENT_CERT_HEADERS", "ProxyHeadersMiddleware", "TrustedProxies"]
 
 # Peers remembered (every caller's address when Ostiary is reachable directly); past that
 # the cache starts over, so a flood of distinct peers costs a parse each, never memory.
 _CACHE_SIZE = 4096
+# Forwarded certificates remembered: keep-alive callers send the same header again and again.
+_CERT_CACHE_SIZE = 256
 # "[ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255]:65535" is 54 characters.
 _LONGEST_ADDRESS = 64
 _WS_SCHEMES = {"http": "ws", "https": "wss"}
@@ -207,12 +223,17 @@ def _split_outside_quotes(value: str, separator: str) -> list[str]:
 
 
 class ProxyHeadersMiddleware:
-    """Puts the real client address and scheme into the scope for requests from trusted
-    proxies, and removes client-certificate headers from everyone else's (see module doc)."""
+    """Puts the real client address, scheme and client certificate into the scope for requests
+    from trusted proxies, and removes client-certificate headers from everyone else's (see
+    module doc)."""
 
-    def __init__(self, app: ASGIApp, trusted: TrustedProxies) -> None:
+    def __init__(
+        self, app: ASGIApp, trusted: TrustedProxies, cert_header: bytes | None = None
+    ) -> None:
         self.app = app
         self.trusted = trusted
+        self.cert_header = cert_header
+        self._certificates: dict[tuple[bytes, ...], dict[str, object]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket"):
@@ -221,14 +242,17 @@ class ProxyHeadersMiddleware:
                 self._believe(scope)
             else:
                 headers = scope["headers"]
-                if any(name in CLIENT_CERT_HEADERS for name, _ in headers):
+                found = next((name for name, _ in headers if name in CLIENT_CERT_HEADERS), None)
+                if found is not None:
                     scope["headers"] = [h for h in headers if h[0] not in CLIENT_CERT_HEADERS]
+                    scope[IGNORED_KEY] = found.decode("latin-1")
         await self.app(scope, receive, send)
 
     def _believe(self, scope: Scope) -> None:
         xff: list[str] = []
         forwarded: list[str] = []
         protos: list[str] = []
+        certificates: list[tuple[bytes, bytes]] = []
         for name, value in scope["headers"]:
             if name == b"x-forwarded-for":
                 xff.append(value.decode("latin-1"))
@@ -236,6 +260,8 @@ class ProxyHeadersMiddleware:
                 forwarded.append(value.decode("latin-1"))
             elif name == b"x-forwarded-proto":
                 protos.append(value.decode("latin-1"))
+            elif name in CLIENT_CERT_HEADERS:
+                certificates.append((name, value))
         host: str | None = None
         proto: str | None = None
         if xff:
@@ -254,3 +280,31 @@ class ProxyHeadersMiddleware:
             proto = proto.lower()
             if proto in _WS_SCHEMES:
                 scope["scheme"] = _WS_SCHEMES[proto] if scope["type"] == "websocket" else proto
+        if certificates:
+            self._forward_certificate(scope, certificates)
+        else:
+            tls = scope.get("extensions", {}).get("tls")
+            if tls and tls.get(SOURCE_KEY) == "tls" and tls.get(PRESENTED_KEY) is not None:
+                scope["extensions"] = {**scope["extensions"], "tls": extension((), "proxy")}
+
+    def _forward_certificate(self, scope: Scope, headers: list[tuple[bytes, bytes]]) -> None:
+        """The configured header's certificate into the scope; any other one named as ignored."""
+        selected = self.cert_header
+        chain_header = client_cert_headers.RFC9440_CHAIN if selected == b"client-cert" else None
+        values = [v for n, v in headers if n == selected]
+        ignored = next((n for n, _ in headers if n != selected and n != chain_header), None)
+        if ignored is not None:
+            scope[IGNORED_KEY] = ignored.decode("latin-1")
+        if selected is None or not values:
+            return
+        chain = [v for n, v in headers if n == chain_header]
+        key = (*values, b"", *chain)
+        template = self._certificates.get(key)
+        if template is None:
+            parsed = client_cert_headers.parse(selected, values, chain)
+            template = extension(parsed.chain, "proxy", error=parsed.error)
+            if len(self._certificates) >= _CERT_CACHE_SIZE:
+                self._certificates.clear()
+            self._certificates[key] = template
+        # A new dict per request: the template is shared and must not be changed.
+        scope["extensions"] = {**scope.get("extensions", {}), "tls": dict(template)}

@@ -271,6 +271,6 @@ def test_the_app_hands_the_setting_to_the_middleware(settings: Settings) -> None
             "client_cert_header": ClientCertHeader.envoy,
         }
     )
-    app = create_app(configured)
-    (middleware,) = [m for m in app.user_middleware if m.cls is ProxyHeadersMiddleware]
-    assert middleware.kwargs["cert_header"] == ENVOY
+    stack = create_app(configured).build_middleware_stack()
+    assert isinstance(stack, ProxyHeadersMiddleware)  # outermost, before the hot paths
+    assert stack.cert_header == ENVOY

@@ -370,3 +370,32 @@ def test_changes_of_certificates_move_the_grants_version_but_last_use_does_not(
         row = service.get(s, subaccount=sub, certificate_id=issued.certificate.certificate_id)
         service.revoke(s, ctx, actor=ACTOR, subaccount=sub, certificate=row)
     assert version() == before + 1
+
+
+def test_the_ca_key_is_sealed_under_its_own_purpose(ctx: AppContext, world: World) -> None:
+    from cryptography.exceptions import InvalidTag
+
+    from ostiary import crypto
+
+    with transaction(ctx.sessions) as s:
+        ca = authority.ensure_ca(s, ctx, actor=ACTOR, subaccount=s.merge(world.sub))
+    assert authority.signing_key(ctx, ca) is not None
+    with pytest.raises(InvalidTag):  # a signing-key blob never opens as a CA key, nor back
+        crypto.decrypt_private(
+            ctx.secret_key, ca.private_key_encrypted, purpose=crypto.SIGNING_KEYS
+        )
+    with pytest.raises(InvalidTag):
+        crypto.decrypt_private(
+            b"another-installation-secret", ca.private_key_encrypted, purpose=crypto.CA_KEYS
+        )
+
+
+def test_the_watched_certificate_tables_name_real_columns_and_leave_last_use_out() -> None:
+    from ostiary.access.snapshot import AWAITING_LOAD
+    from ostiary.models import Base
+
+    for table, columns in AWAITING_LOAD.items():
+        assert columns <= set(Base.metadata.tables[table].columns.keys()), table
+    assert not {"last_used_at", "last_address"} & AWAITING_LOAD["certificates"]
+    assert versions.changes_read_model("certificates", {"status"})
+    assert not versions.changes_read_model("certificates", {"last_used_at", "last_address"})

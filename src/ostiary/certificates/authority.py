@@ -228,8 +228,9 @@ def crl_url(ctx: AppContext, subaccount: Subaccount, ca: CertificateAuthority) -
 def crl(
     session: Session, ctx: AppContext, *, subaccount: Subaccount, ca_fingerprint: str | None = None
 ) -> x509.CertificateRevocationList:
-    """A freshly signed CRL of one CA (the active one by default) listing its revoked,
-    unexpired certificates; ``NotFound`` before the sub-account has a CA."""
+    """The CRL of one CA (the active one by default) listing its revoked, unexpired
+    certificates, signed at most ``CRL_REUSE`` ago and never before the last revocation;
+    ``NotFound`` before the sub-account has a CA."""
     cas = authorities(session, subaccount=subaccount)
     if ca_fingerprint is None:
         chosen = next((c for c in cas if c.status is CAStatus.active), None)
@@ -238,6 +239,43 @@ def crl(
     if chosen is None:
         raise NotFound(f"no such CA in {subaccount.subdomain}")
     now = ctx.clock.now()
+    revoked = [
+        (serial, revoked_at or now, reason)
+        for serial, revoked_at, reason in session.execute(
+            select(Certificate.serial_number, Certificate.revoked_at, Certificate.revocation_reason)
+            .where(
+                Certificate.ca_id == chosen.id,
+                Certificate.status == CertificateStatus.revoked,
+                Certificate.not_after > now,
+            )
+            .order_by(Certificate.revoked_at, Certificate.serial_number)
+        )
+    ]
+    # The CRL is public: an anonymous caller must not make us unseal and sign every time.
+    key = (chosen.id, tuple(serial for serial, _, _ in revoked))
+    cached = _CRLS.get(key)
+    if cached is not None and cached[0] <= now < cached[0] + CRL_REUSE:
+        return cached[1]
+    made = _build_crl(ctx, chosen, revoked, now=now)
+    if len(_CRLS) > 1024:
+        _CRLS.clear()
+    _CRLS[key] = (now, made)
+    return made
+
+
+#: Signed CRLs by (CA, revoked serials), with when they were made; reused for a while.
+_CRLS: dict[tuple[uuid.UUID, tuple[str, ...]], tuple[datetime, x509.CertificateRevocationList]] = {}
+#: How long one signed CRL is served again (its next_update is days later).
+CRL_REUSE = timedelta(minutes=10)
+
+
+def _build_crl(
+    ctx: AppContext,
+    chosen: CertificateAuthority,
+    revoked: list[tuple[str, datetime, str | None]],
+    *,
+    now: datetime,
+) -> x509.CertificateRevocationList:
     ca_cert = x509.load_pem_x509_certificate(chosen.certificate_pem.encode())
     ski = ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
     builder = (
@@ -251,19 +289,11 @@ def crl(
             x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False
         )
     )
-    for serial, revoked_at, reason in session.execute(
-        select(Certificate.serial_number, Certificate.revoked_at, Certificate.revocation_reason)
-        .where(
-            Certificate.ca_id == chosen.id,
-            Certificate.status == CertificateStatus.revoked,
-            Certificate.not_after > now,
-        )
-        .order_by(Certificate.revoked_at)
-    ):
+    for serial, revoked_at, reason in revoked:
         entry = (
             x509.RevokedCertificateBuilder()
             .serial_number(int(serial, 16))
-            .revocation_date(revoked_at or now)
+            .revocation_date(revoked_at)
         )
         flag = _REASON_FLAGS.get(RevocationReason(reason)) if reason else None
         if flag is not None:

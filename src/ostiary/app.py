@@ -22,12 +22,14 @@ from ostiary.api import oauth_clients as oauth_clients_api
 from ostiary.api import runtime as runtime_api
 from ostiary.api import tenancy as tenancy_api
 from ostiary.api import users as users_api
+from ostiary.console import certificate_views as console_certificates
 from ostiary.console import guard as console_guard
 from ostiary.console import oauth_views as console_oauth
 from ostiary.console import runtime_views as console_runtime
 from ostiary.console import security_views as console_security
 from ostiary.console import technical_views as console_technical
 from ostiary.console import tenancy_views as console_tenancy
+from ostiary.console import trust_views as console_trust
 from ostiary.console import views as console
 from ostiary.context import AppContext, build_context
 from ostiary.db import transaction
@@ -104,6 +106,8 @@ def create_app(settings: Settings, *, ctx: AppContext | None = None) -> FastAPI:
     app.include_router(console_tenancy.router)
     app.include_router(console_security.router)
     app.include_router(console_oauth.router)
+    app.include_router(console_certificates.router)
+    app.include_router(console_trust.router)
     app.include_router(console_technical.router)
     app.include_router(console_runtime.router)
     app.mount("/static", StaticFiles(packages=[("ostiary.console", "static")]), name="static")

@@ -12,6 +12,7 @@ from starlette.responses import Response
 
 from ostiary.access.permissions import Permission
 from ostiary.api.deps import authorize, context
+from ostiary.certificates import service as certificate_service
 from ostiary.console.guard import authorized, page, principal, problem, signed_in
 from ostiary.console.web import Viewer, check_csrf, redirect, render
 from ostiary.context import AppContext
@@ -155,6 +156,9 @@ def _detail_page(
                 )
                 if s is not None
             )
+            # The admin API's GET /technical-users/{id}/certificates, under the same check.
+            certificates = certificate_service.certificates_of_user(session, user=user)
+            now = ctx.clock.now()
     except OstiaryError as exc:
         return problem(request, ctx, seen, exc)
     return page(
@@ -167,6 +171,8 @@ def _detail_page(
         owner=owner,
         home=home,
         places=places,
+        certificates=certificates,
+        now=now,
     )
 
 

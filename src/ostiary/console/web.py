@@ -56,6 +56,28 @@ FLASHES = {
     ),
     "oauth_client_enabled": ("success", "The OAuth client is enabled and can get tokens again."),
     "oauth_client_deleted": ("success", "The OAuth client was deleted with its secrets."),
+    "ca_rotated": (
+        "success",
+        "A new CA signs certificates from now on. The old one is trusted until the last "
+        "certificate it issued expires.",
+    ),
+    "certificate_issued": (
+        "success",
+        "The certificate was issued. Download it with its CA chain from its row.",
+    ),
+    "certificate_pinned": ("success", "The external certificate is pinned by its fingerprint."),
+    "certificate_revoked": (
+        "warning",
+        "The certificate is revoked: it is refused within a second and listed in the CRL.",
+    ),
+    "certificate_revoked_already": ("info", "The certificate was revoked already."),
+    "trusted_ca_added": ("success", "The CA is trusted. Add mapping rules for its subjects."),
+    "trusted_ca_deleted": (
+        "success",
+        "The CA is no longer trusted; its mapping rules and mapped certificates were removed.",
+    ),
+    "mapping_rule_added": ("success", "The mapping rule was added."),
+    "mapping_rule_deleted": ("success", "The mapping rule was removed."),
 }
 
 

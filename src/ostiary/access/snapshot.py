@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -26,6 +26,9 @@ from ostiary.access.decision import Grants
 from ostiary.access.models import RoleCollection, RoleCollectionAssignment, RoleCollectionRole
 from ostiary.identity.models import User, UserKind, UserStatus
 from ostiary.tenancy.models import Member, Subaccount
+
+if TYPE_CHECKING:
+    from ostiary.oauth.models import AuthMethod
 
 log = logging.getLogger("ostiary.access")
 
@@ -92,6 +95,12 @@ class ClientFacts:
     secrets: tuple[tuple[str, datetime | None], ...]
     jwks: dict[str, Any] | None
     jwks_uri: str | None
+    #: An RFC 8705 method (``tls_client_auth``, ``self_signed_tls_client_auth``) or ``None``.
+    mtls_method: str | None = None
+    #: ``tls_client_auth``: the registered subject DN (normalised RFC 4514).
+    subject_dn: str | None = None
+    #: ``self_signed_tls_client_auth``: SHA-256 (hex) of the pinned certificate.
+    certificate_fingerprint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -206,6 +215,9 @@ READ_MODEL: Mapping[str, frozenset[str]] = {
             "expires_at",
             "jwks",
             "jwks_uri",
+            "token_endpoint_auth_method",
+            "tls_client_auth_subject_dn",
+            "certificate_fingerprint",
         }
     ),
     "oauth_client_secrets": frozenset({"client_id", "secret_hash", "expires_at"}),
@@ -412,6 +424,9 @@ def _load_oauth(
             tuple(secrets.get(c.id, ())),
             c.jwks,
             c.jwks_uri,
+            _mtls(c.token_endpoint_auth_method),
+            c.tls_client_auth_subject_dn,
+            c.certificate_fingerprint,
         )
         for c in session.execute(
             # Named columns, not the entity: last use (flushed every few seconds) and the
@@ -425,6 +440,9 @@ def _load_oauth(
                 OAuthClient.expires_at,
                 OAuthClient.jwks,
                 OAuthClient.jwks_uri,
+                OAuthClient.token_endpoint_auth_method,
+                OAuthClient.tls_client_auth_subject_dn,
+                OAuthClient.certificate_fingerprint,
             )
         )
     }
@@ -439,6 +457,11 @@ def _load_oauth(
         for row in session.execute(select(RevokedToken.jti, RevokedToken.expires_at))
     }
     return clients, keys, revoked
+
+
+def _mtls(method: AuthMethod | None) -> str | None:
+    """The RFC 8705 method of a client, ``None`` for the secret methods."""
+    return method.value if method is not None and method.mutual_tls else None
 
 
 class SnapshotCache:

@@ -4,7 +4,8 @@
 - ``password`` — HTTP Basic with a user ID or e-mail and a generated secret (keyed hash,
   microseconds) or a human-chosen password (argon2id, once, then the verified-credential
   cache);
-- ``bearer`` — an access token issued by Ostiary (RFC 9068 JWT);
+- ``bearer`` — an access token issued by Ostiary (RFC 9068 JWT); a certificate-bound one
+  (RFC 8705 §3) only with the client certificate it is bound to;
 - ``console_session`` — the console's session cookie.
 
 OAuth client authentication at the token endpoint (client secrets, client assertions) is
@@ -28,11 +29,13 @@ from ostiary.access.snapshot import GrantSnapshot, UserFacts
 from ostiary.context import AppContext
 from ostiary.db import transaction
 from ostiary.gate import throttling
+from ostiary.gate.client_certs import PresentedCertificate
 from ostiary.gate.credentials import client_refusal, user_refusal
 from ostiary.gate.keys import technical_id
 from ostiary.gate.principal import Failure, Method, Principal, Refusal
 from ostiary.identity.service import KEYED_PREFIX, rehash, verify_keyed
 from ostiary.oauth.errors import InvalidToken
+from ostiary.oauth.rfc8705_mtls import binding_mismatch
 
 log = logging.getLogger("ostiary.gate")
 
@@ -113,10 +116,13 @@ def bearer(
     token: str,
     now: datetime,
     audience: str | None = None,
+    certificate: PresentedCertificate | None = None,
 ) -> Principal | Refusal:
     """An access token issued by Ostiary, checked against the current state: revocation,
     the client (enabled, not expired) and its technical user (active). ``audience`` names
-    the tenant a runtime call is for; the admin API accepts a token of any tenant."""
+    the tenant a runtime call is for; the admin API accepts a token of any tenant.
+    ``certificate`` is the client certificate the request came with: a token bound to one
+    (``cnf``) is refused without that very certificate (RFC 8705 §3.2)."""
     try:
         access = ctx.tokens.validate(token, snapshot, now=now, expected_audience=audience)
     except InvalidToken as exc:
@@ -125,6 +131,10 @@ def bearer(
     refused = client_refusal(snapshot, client, now, named=access.client_id)
     if refused is None and (client is None or client.user_id != access.subject):
         refused = Refusal(401, "the token's subject is not its client's user", access.subject)
+    if refused is None and access.bound_to is not None:
+        mismatch = binding_mismatch(access.bound_to, certificate)
+        if mismatch is not None:
+            refused = Refusal(401, mismatch, access.subject)
     if refused is not None:
         return Refusal(
             401,

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import base64
 import hmac
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -138,12 +138,12 @@ def tls_client_auth(
     *,
     subject_dn: str,
     anchors: Iterable[x509.Certificate],
-    revoked: frozenset[str] = frozenset(),
+    revoked: Callable[[str], bool] = lambda fingerprint: False,
     at: datetime,
 ) -> None:
     """§2.1: the presented chain verifies up to one of ``anchors`` (the client's
     sub-account's trusted CAs) and its leaf's subject is ``subject_dn`` (normalised RFC
-    4514). ``revoked`` holds fingerprints of certificates revoked there. Raises
+    4514). ``revoked`` says whether a leaf (by fingerprint) was revoked there. Raises
     ``InvalidClient`` with the real reason."""
     if certificate is None:
         raise _refuse("tls_client_auth without a client certificate")
@@ -151,7 +151,7 @@ def tls_client_auth(
     verified = verification.verify_chain(chain, anchors, at=at)
     if isinstance(verified, Refused):
         raise _because(verified)
-    if verification.fingerprint(verified.leaf) in revoked:
+    if revoked(verification.fingerprint(verified.leaf)):
         raise _refuse("the client certificate is revoked")
     presented_dn = verification.normalise_dn(verified.leaf.subject)
     if presented_dn != subject_dn:

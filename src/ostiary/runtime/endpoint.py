@@ -19,6 +19,7 @@ import httpx
 from sqlalchemy import Table
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
+from starlette.types import Scope
 
 from ostiary.access.snapshot import FlowFacts, GrantSnapshot
 from ostiary.audit.actions import AuditAction
@@ -28,6 +29,7 @@ from ostiary.db import WriteGate
 from ostiary.errors import AuthenticationFailed, Throttled
 from ostiary.gate import authenticators, throttling
 from ostiary.gate.admission import Admitted, CallFlow, admit
+from ostiary.gate.client_certs import presented
 from ostiary.gate.principal import Method, Principal, Refusal
 from ostiary.gate.rfc7617_basic import parse_basic
 from ostiary.oauth.rfc9068_jwt import audience
@@ -104,7 +106,8 @@ class Runtime:
         except Exception:  # stale after a local change, and the database cannot be read
             log.warning("no current grants snapshot", exc_info=True)
             return _json(503, STORE_UNAVAILABLE, {"Retry-After": "1"})
-        outcome = await self._authorize(snapshot, header, subdomain, path, address)
+        scope = request.scope
+        outcome = await self._authorize(snapshot, header, scope, subdomain, path, address)
         if isinstance(outcome, _Refused):
             # Before refusing, look at the current state: another process may have just
             # created the user, reset the secret, added the flow or assigned the role, and
@@ -116,7 +119,7 @@ class Runtime:
                 return _json(503, STORE_UNAVAILABLE, {"Retry-After": "1"})
             if fresh is not snapshot:
                 snapshot = fresh
-                outcome = await self._authorize(snapshot, header, subdomain, path, address)
+                outcome = await self._authorize(snapshot, header, scope, subdomain, path, address)
         if isinstance(outcome, _Refused):
             return self._refuse(outcome, subdomain, path, address)
         if isinstance(outcome, Response):
@@ -149,7 +152,13 @@ class Runtime:
         return await self._store(accepted, payload, started)
 
     async def _authorize(
-        self, snapshot: GrantSnapshot, header: str, subdomain: str, path: str, address: str
+        self,
+        snapshot: GrantSnapshot,
+        header: str,
+        scope: Scope,
+        subdomain: str,
+        path: str,
+        address: str,
     ) -> tuple[Principal, FlowFacts] | _Refused | Response:
         """Who calls and which flow they may call, per ``snapshot``; a ``Response`` for a
         malformed header or a throttled caller (answered at once, nothing to re-check)."""
@@ -162,6 +171,7 @@ class Runtime:
                     token=header[7:].strip(),
                     now=self.ctx.clock.now(),
                     audience=audience(self.ctx.settings.public_url, subdomain),
+                    certificate=presented(scope),
                 )
             else:
                 try:

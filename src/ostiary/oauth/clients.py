@@ -20,7 +20,7 @@ from ostiary.audit.actions import AuditAction
 from ostiary.audit.service import record
 from ostiary.context import AppContext
 from ostiary.crypto import generate_secret
-from ostiary.errors import InvalidInput, NotFound
+from ostiary.errors import InvalidClientMetadata, InvalidInput, NotFound
 from ostiary.identity.models import User, UserKind, UserStatus
 from ostiary.oauth import rfc8705_mtls
 from ostiary.oauth.models import AuthMethod, ClientSecret, ClientStatus, OAuthClient
@@ -136,7 +136,7 @@ def create(
     (``method``: one of the secret methods, or ``None`` as before RFC 8705; the mTLS
     fields ``subject_dn`` and ``certificate_pem`` are refused here)."""
     if method is not None and method.mutual_tls:
-        raise InvalidInput(f"a {method.value} client has no secret; use create_mtls")
+        raise InvalidClientMetadata(f"a {method.value} client has no secret; use create_mtls")
     rfc8705_mtls.registration(
         method,
         subject_dn=subject_dn,
@@ -145,7 +145,7 @@ def create(
         at=ctx.clock.now(),
     )
     if method is AuthMethod.private_key_jwt and not (jwks or jwks_uri):
-        raise InvalidInput("private_key_jwt needs jwks or jwks_uri")
+        raise InvalidClientMetadata("private_key_jwt needs jwks or jwks_uri")
     _check_acting_user(ctx, user, expires_at)
     _check_jwks(jwks, jwks_uri)
     client = _new_client(
@@ -204,7 +204,7 @@ def create_mtls(
         at=ctx.clock.now(),
     )
     if mtls is None:
-        raise InvalidInput(f"{method.value} is not a mutual-TLS method")
+        raise InvalidClientMetadata(f"{method.value} is not a mutual-TLS method")
     client = _new_client(
         session,
         ctx,

@@ -31,16 +31,18 @@ import hmac
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from cryptography import x509
 
 from ostiary.certificates import verification
 from ostiary.certificates.verification import Refused
-from ostiary.errors import InvalidInput
+from ostiary.errors import InvalidClientMetadata, InvalidInput
 from ostiary.gate.client_certs import PresentedCertificate
 from ostiary.oauth.errors import InvalidClient
 from ostiary.oauth.models import AuthMethod
+
+T = TypeVar("T")
 
 #: The confirmation method of RFC 8705 §3.1 (registered in RFC 7800's ``cnf`` registry).
 X5T_S256 = "x5t#S256"
@@ -62,6 +64,14 @@ class Registration:
     certificate_fingerprint: str | None = None
 
 
+def _checked(parse: Callable[[str], T], text: str) -> T:
+    """``parse(text)``, its ``InvalidInput`` as the registration's 422."""
+    try:
+        return parse(text)
+    except InvalidInput as exc:
+        raise InvalidClientMetadata(exc.detail) from exc
+
+
 def registration(
     method: AuthMethod | None,
     *,
@@ -77,37 +87,43 @@ def registration(
     client registers its certificate (here the PEM itself, not a JWK Set's ``x5c``)."""
     if method is None or not method.mutual_tls:
         if subject_dn is not None or certificate_pem is not None:
-            raise InvalidInput(
+            raise InvalidClientMetadata(
                 "tls_client_auth_subject_dn and certificate_pem belong to the mutual-TLS "
                 "methods: set token_endpoint_auth_method to tls_client_auth or "
                 "self_signed_tls_client_auth (a client with a secret has neither)"
             )
         return None
     if jwks:
-        raise InvalidInput(f"a {method.value} client authenticates by certificate: no jwks")
+        raise InvalidClientMetadata(
+            f"a {method.value} client authenticates by certificate: no jwks"
+        )
     if method is AuthMethod.tls_client_auth:
         if certificate_pem is not None:
-            raise InvalidInput(
+            raise InvalidClientMetadata(
                 "tls_client_auth registers the subject DN only; certificate_pem is for "
                 "self_signed_tls_client_auth"
             )
         if not subject_dn or not subject_dn.strip():
-            raise InvalidInput("tls_client_auth needs tls_client_auth_subject_dn")
-        return Registration(method, subject_dn=verification.normalise_dn(subject_dn))
+            raise InvalidClientMetadata("tls_client_auth needs tls_client_auth_subject_dn")
+        return Registration(method, subject_dn=_checked(verification.normalise_dn, subject_dn))
     if subject_dn is not None:
-        raise InvalidInput(
+        raise InvalidClientMetadata(
             "self_signed_tls_client_auth pins certificate_pem; tls_client_auth_subject_dn is "
             "for tls_client_auth"
         )
     if not certificate_pem:
-        raise InvalidInput("self_signed_tls_client_auth needs certificate_pem")
-    certs = verification.parse_pem_certificates(certificate_pem)
+        raise InvalidClientMetadata("self_signed_tls_client_auth needs certificate_pem")
+    certs = _checked(verification.parse_pem_certificates, certificate_pem)
     if len(certs) != 1:
-        raise InvalidInput("certificate_pem must hold exactly one certificate (the client's)")
+        raise InvalidClientMetadata(
+            "certificate_pem must hold exactly one certificate (the client's)"
+        )
     cert = certs[0]
     refused = verification.client_usage_failure(cert) or verification.validity_failure(cert, at=at)
     if refused is not None:
-        raise InvalidInput(f"certificate_pem cannot authenticate a client: {refused.detail}")
+        raise InvalidClientMetadata(
+            f"certificate_pem cannot authenticate a client: {refused.detail}"
+        )
     return Registration(
         method,
         certificate_pem=verification.to_pem(cert),

@@ -129,6 +129,26 @@ class CertificateModel:
         found = self.by_fingerprint.get(fingerprint, {})
         return tuple(c for sd, c in found.items() if sd != subdomain)
 
+    def links(self, user_id: str, subdomain: str, *, at: datetime) -> list[str]:
+        """How ``user_id`` can authenticate by certificate in ``subdomain`` at ``at``: its
+        active certificates valid now, and the mapping rules naming it (for ``explain``)."""
+        found = [
+            f"certificate {c.certificate_id} ({c.source}, valid until {c.not_after:%Y-%m-%d})"
+            for by_sub in self.by_fingerprint.values()
+            if (c := by_sub.get(subdomain)) is not None
+            and c.user_id == user_id
+            and c.status == "active"
+            and c.not_before <= at <= c.not_after
+        ]
+        trust = self.trust.get(subdomain)
+        if trust is not None:
+            found += [
+                f"mapping rule {subject} under {trusted_ca}"
+                for (trusted_ca, subject), mapped in sorted(trust.mappings.items())
+                if mapped == user_id
+            ]
+        return sorted(found)
+
     def tls_anchors(self) -> tuple[str, ...]:
         """PEM texts every TLS handshake may accept: all sub-accounts' CA certificates
         (also those no longer trusted by date: the gate says why), trusted CA bundles, and

@@ -485,6 +485,11 @@ class SnapshotCache:
             return self.refresh()
         return snapshot
 
+    def peek(self) -> GrantSnapshot | None:
+        """The snapshot held now, never loading (for callers that must not block, such as
+        the TLS handshake's trust anchors); ``None`` before the first load."""
+        return self._snapshot
+
     def mark_stale(self) -> None:
         """This process committed a change: the next ``get`` reloads before answering."""
         with self._generation_lock:

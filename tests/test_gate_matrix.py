@@ -2,7 +2,7 @@
 and the same verdict (issue 9, point 7).
 
 A row is a credential kind (person password, technical-user secret, client secret, client
-assertion, bearer token); a column an entry point where that kind applies (runtime, admin
+assertion, bearer token, X.509 client certificate); a column an entry point where that kind applies (runtime, admin
 API, token endpoint, console sign-in); a case a state of the credential. For each case every
 entry point must agree with the expected verdict: 2xx (or the console's redirect into the
 account) for *allow*, a 401/403 (token endpoint: 400/401) for *deny*, never anything else.
@@ -26,6 +26,8 @@ from typing import Any
 
 import jwt
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi.testclient import TestClient
 
@@ -33,6 +35,8 @@ from ostiary.app import create_app
 from ostiary.clock import FrozenClock
 from ostiary.context import AppContext, build_context
 from tests import factories as f
+from tests.pki import make, name
+from tests.presenting import chain_header, presenting
 
 API = "/api/v1/subaccounts"
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -50,6 +54,8 @@ class Credential:
     key: Any = None
     #: The sub-account the call goes to (a state may point it elsewhere).
     subdomain: str = "acme"
+    certificate_pem: str = ""
+    certificate_id: str = ""
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -59,6 +65,8 @@ class World:
 
     def __init__(self, http: TestClient, ctx: AppContext, second: TestClient) -> None:
         self.http, self.ctx, self.second = http, ctx, second
+        #: The first worker behind a pretend TLS terminator (tests/presenting.py).
+        self.tls = TestClient(presenting(http.app), raise_server_exceptions=False)
         self.clock: FrozenClock = ctx.clock  # type: ignore[assignment]
         admin = f.admin(ctx)
         self.root = f.basic(admin.user_id)
@@ -69,7 +77,7 @@ class World:
                 http.post(
                     f"{API}/{sd}/flows",
                     headers=self.root,
-                    json={"path": "orders", "auth": ["basic", "oauth"]},
+                    json={"path": "orders", "auth": ["basic", "oauth", "certificate"]},
                 )
             )
             self.ok(
@@ -149,6 +157,26 @@ class World:
         cred.token = self.ok(answer)["access_token"]
         return cred
 
+    def certificate(self, worker: TestClient | None = None) -> Credential:
+        cred = self.technical(worker)
+        key = ec.generate_private_key(ec.SECP256R1())
+        csr = (
+            x509.CertificateSigningRequestBuilder()
+            .subject_name(name("ignored"))
+            .sign(key, hashes.SHA256())
+            .public_bytes(serialization.Encoding.PEM)
+            .decode()
+        )
+        made = self.ok(
+            self.on(worker).post(
+                f"{API}/acme/certificates",
+                headers=self.root,
+                json={"user_id": cred.user_id, "csr_pem": csr},
+            )
+        )
+        cred.certificate_pem, cred.certificate_id = made["certificate_pem"], made["certificate_id"]
+        return cred
+
     def person(self, worker: TestClient | None = None) -> Credential:
         ctx = self.ctx if worker is None else worker.app.state.ctx
         user = f.person(ctx)
@@ -198,6 +226,13 @@ def _verdict(answer: Any, allowed: tuple[int, ...], denied: tuple[int, ...]) -> 
 def runtime(w: World, kind: str, cred: Credential) -> Verdict:
     if kind in ("client_secret", "client_assertion"):
         return None
+    if kind == "certificate":
+        answer = w.tls.post(
+            f"/t/{cred.subdomain}/http/orders",
+            content=b"<o/>",
+            headers=chain_header([cred.certificate_pem]),
+        )
+        return _verdict(answer, (200,), (401, 403))
     headers = (
         {"Authorization": f"Bearer {cred.token}"}
         if kind == "bearer"
@@ -208,7 +243,7 @@ def runtime(w: World, kind: str, cred: Credential) -> Verdict:
 
 
 def admin_api(w: World, kind: str, cred: Credential) -> Verdict:
-    if kind in ("client_secret", "client_assertion") or cred.subdomain != "acme":
+    if kind in ("client_secret", "client_assertion", "certificate") or cred.subdomain != "acme":
         return None  # /me is not about a sub-account
     headers = (
         {"Authorization": f"Bearer {cred.token}"}
@@ -261,12 +296,15 @@ MAKE: dict[str, Callable[[World, TestClient | None], Credential]] = {
     "client_secret": World.client,
     "client_assertion": World.assertion_client,
     "bearer": World.bearer,
+    "certificate": World.certificate,
 }
 
 
 def _wrong(w: World, kind: str, cred: Credential) -> None:
     if kind == "client_assertion":
         cred.extra["assertion"] = w.assertion(cred, key=ec.generate_private_key(ec.SECP256R1()))
+    elif kind == "certificate":  # a certificate nobody registered or vouches for
+        cred.certificate_pem = make(name(cred.user_id)).pem
     elif kind == "bearer":
         head, body, signature = cred.token.split(".")
         cred.token = f"{head}.{body}.{signature[::-1]}"
@@ -277,6 +315,8 @@ def _wrong(w: World, kind: str, cred: Credential) -> None:
 def _expired(w: World, kind: str, cred: Credential) -> None:
     if kind == "person":
         w.clock.advance(timedelta(days=91))  # the person policy expires passwords after 90 days
+    elif kind == "certificate":
+        w.clock.advance(timedelta(days=366))  # issued for 365 days
     elif kind in ("client_secret", "client_assertion"):
         make = w.client if kind == "client_secret" else w.assertion_client
         soon = (w.clock.now() + timedelta(minutes=5)).isoformat()
@@ -303,8 +343,12 @@ def _client_expired(w: World, kind: str, cred: Credential) -> None:
     w.clock.advance(timedelta(minutes=6))  # the token lives an hour
 
 
+def _not_yet_valid(w: World, kind: str, cred: Credential) -> None:
+    w.clock.advance(-timedelta(minutes=10))  # issued valid from five minutes ago
+
+
 def _disabled(w: World, kind: str, cred: Credential) -> None:
-    if kind in ("person", "technical"):
+    if kind in ("person", "technical", "certificate"):
         w.set_status(cred.user_id, "disabled")
     else:
         w.client_patch(cred, status="disabled")
@@ -322,6 +366,8 @@ def _revoked(w: World, kind: str, cred: Credential) -> None:
         )
     elif kind == "technical":
         w.ok(w.http.post(f"/api/v1/technical-users/{cred.user_id}/password", headers=w.root))
+    elif kind == "certificate":
+        w.ok(w.http.post(f"{API}/acme/certificates/{cred.certificate_id}/revoke", headers=w.root))
     elif kind == "client_secret":  # rotated with no overlap: the old secret ends now
         w.ok(
             w.http.post(
@@ -364,23 +410,36 @@ def _replayed(w: World, kind: str, cred: Credential) -> None:
 STATES: dict[str, tuple[Callable[[World, str, Credential], None] | None, set[str], bool]] = {
     "valid": (None, set(MAKE), True),
     "wrong secret": (_wrong, set(MAKE), False),
-    "expired": (_expired, {"person", "client_secret", "client_assertion", "bearer"}, False),
+    "expired": (
+        _expired,
+        {"person", "client_secret", "client_assertion", "bearer", "certificate"},
+        False,
+    ),
+    "not yet valid": (_not_yet_valid, {"certificate"}, False),
     "client expired": (_client_expired, {"bearer"}, False),
     "disabled": (_disabled, set(MAKE), False),
-    "revoked": (_revoked, {"person", "technical", "client_secret", "bearer"}, False),
+    "revoked": (
+        _revoked,
+        {"person", "technical", "client_secret", "bearer", "certificate"},
+        False,
+    ),
     "replayed": (_replayed, {"client_assertion"}, False),
     # Ownership is flagged in the inventory, never a reason to stop a production sender.
     "owner disabled": (
         _owner_disabled,
-        {"technical", "client_secret", "client_assertion", "bearer"},
+        {"technical", "client_secret", "client_assertion", "bearer", "certificate"},
         True,
     ),
     "user deleted": (
         _user_deleted,
-        {"technical", "client_secret", "client_assertion", "bearer"},
+        {"technical", "client_secret", "client_assertion", "bearer", "certificate"},
         False,
     ),
-    "wrong sub-account": (_wrong_subaccount, {"person", "technical", "bearer"}, False),
+    "wrong sub-account": (
+        _wrong_subaccount,
+        {"person", "technical", "bearer", "certificate"},
+        False,
+    ),
     "just created on another worker": (None, set(MAKE), True),
 }
 

@@ -389,7 +389,10 @@ def test_discovery_and_jwks(setup: Setup) -> None:
         "client_secret_basic",
         "client_secret_post",
         "private_key_jwt",
+        "tls_client_auth",
+        "self_signed_tls_client_auth",
     }
+    assert meta["tls_client_certificate_bound_access_tokens"] is True  # RFC 8705 §3.3
     jwks = setup.http.get("/oauth/jwks")
     assert "max-age" in jwks.headers["cache-control"]
     key = jwks.json()["keys"][0]

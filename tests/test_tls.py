@@ -22,10 +22,16 @@ import pytest
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from ostiary.tls.anchors import Anchor, MemoryAnchors, no_anchors
+from ostiary.tls.anchors import Anchor, MemoryAnchors
 from ostiary.tls.contexts import ServerContexts
 from ostiary.tls.protocol import TLSH11Protocol, TLSHttpToolsProtocol
-from ostiary.tls.serving import ContextFactory, protocol_class, uvicorn_options
+from ostiary.tls.serving import (
+    ContextFactory,
+    SnapshotAnchors,
+    protocol_class,
+    use_grants,
+    uvicorn_options,
+)
 from tests.conftest import unavailable
 from tests.tls_echo import as_json, serving
 from tests.tls_pki import NOW, Issued, issue
@@ -321,13 +327,14 @@ def test_plain_http_installs_nothing(pki: Pki) -> None:
 
 
 def test_tls_installs_the_protocol_and_a_picklable_factory(pki: Pki) -> None:
+    use_grants(None)  # no application in this process: nothing is trusted
     options = uvicorn_options(*pki.server_files)
     assert options["http"] is protocol_class() is TLSHttpToolsProtocol  # httptools installed
     assert issubclass(TLSHttpToolsProtocol, HttpToolsProtocol)
     assert issubclass(TLSH11Protocol, H11Protocol)
     # Worker processes are spawned with the config: the factory must survive pickling.
     factory = pickle.loads(pickle.dumps(options["ssl_context_factory"]))
-    assert isinstance(factory, ContextFactory) and factory.anchors().__name__ == no_anchors.__name__
+    assert isinstance(factory, ContextFactory) and isinstance(factory.anchors(), SnapshotAnchors)
     context = factory(None, lambda: None)
     assert context.sni_callback is not None and context.get_ca_certs() == []
 

@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 from starlette.routing import Route
@@ -42,6 +43,7 @@ from ostiary.ops import routes as ops_routes
 from ostiary.runtime.endpoint import Runtime
 from ostiary.runtime.maintenance import flush_last_use, maintenance
 from ostiary.settings import Settings
+from ostiary.tls.serving import use_grants
 
 DESCRIPTION = """Ostiary's admin API: the identity directory, sub-accounts, access and credentials.
 
@@ -63,6 +65,10 @@ def create_app(settings: Settings, *, ctx: AppContext | None = None) -> FastAPI:
         with transaction(ctx.sessions) as session:
             ensure_key(session, secret_key=ctx.secret_key, clock=ctx.clock)
         ctx.grants.start()
+        # The TLS handshake's trust anchors come from this snapshot (ostiary.tls.serving);
+        # load it now so the first client certificate is not refused for want of one.
+        use_grants(ctx.grants)
+        await anyio.to_thread.run_sync(ctx.grants.get)
         ctx.throttle.start()
         await runtime.writer.start()
         housekeeping = asyncio.create_task(maintenance(ctx, runtime), name="ostiary-maintenance")

@@ -2,7 +2,8 @@
 
     OstiaryError                 (400 invalid_request)
     ├── InvalidInput             (400 invalid_request)   bad field values, policy violations
-    │   └── PasswordPolicyViolation (400 password_policy)
+    │   ├── PasswordPolicyViolation (400 password_policy)
+    │   └── InvalidClientMetadata (422 invalid_client_metadata) an OAuth client's registration
     ├── InvalidToken             (400 invalid_token)     forged, used or expired link tokens
     ├── AuthenticationFailed     (401 unauthorized)      one answer for every sign-in failure
     ├── PasswordExpired          (403 password_expired)  right password, but it must be changed
@@ -33,6 +34,14 @@ class OstiaryError(Exception):
 
 class InvalidInput(OstiaryError):
     """The request is well-formed but a value is not acceptable."""
+
+
+class InvalidClientMetadata(InvalidInput):
+    """An OAuth client's registration does not fit its authentication method (RFC 7591
+    §3.2.2's error name; 422 like the other field errors of that request)."""
+
+    status_code = 422
+    code = "invalid_client_metadata"
 
 
 class PasswordPolicyViolation(InvalidInput):

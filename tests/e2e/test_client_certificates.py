@@ -113,7 +113,7 @@ def test_ostiary_serve_speaks_https_with_optional_client_certificates(
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    # Nothing is trusted yet (the certificates domain is not wired in): a presented
+    # Nothing is trusted yet (no sub-account has a CA, a trusted CA or a pin): a presented
     # certificate is refused in the handshake.
     with (
         httpx.Client(verify=files.tls(files.client), timeout=10) as http,

@@ -16,16 +16,20 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from ostiary.access import versions
+from ostiary.access.certificate_facts import CertificateModel, load_certificates
 from ostiary.access.decision import Grants
 from ostiary.access.models import RoleCollection, RoleCollectionAssignment, RoleCollectionRole
 from ostiary.identity.models import User, UserKind, UserStatus
 from ostiary.tenancy.models import Member, Subaccount
+
+if TYPE_CHECKING:
+    from ostiary.oauth.models import AuthMethod
 
 log = logging.getLogger("ostiary.access")
 
@@ -92,6 +96,12 @@ class ClientFacts:
     secrets: tuple[tuple[str, datetime | None], ...]
     jwks: dict[str, Any] | None
     jwks_uri: str | None
+    #: An RFC 8705 method (``tls_client_auth``, ``self_signed_tls_client_auth``) or ``None``.
+    mtls_method: str | None = None
+    #: ``tls_client_auth``: the registered subject DN (normalised RFC 4514).
+    subject_dn: str | None = None
+    #: ``self_signed_tls_client_auth``: SHA-256 (hex) of the pinned certificate.
+    certificate_fingerprint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -129,6 +139,8 @@ class GrantSnapshot:
     )
     #: (user, sub-account) → every role collection assigned there, also those without roles.
     collections: dict[tuple[uuid.UUID, uuid.UUID], frozenset[str]] = field(default_factory=dict)
+    #: Client-certificate trust per sub-account and certificates by fingerprint (issue 10).
+    certificates: CertificateModel = field(default_factory=CertificateModel)
 
     def find_user(self, identifier: str) -> UserFacts | None:
         """The user named by a user ID or a person's e-mail."""
@@ -206,6 +218,9 @@ READ_MODEL: Mapping[str, frozenset[str]] = {
             "expires_at",
             "jwks",
             "jwks_uri",
+            "token_endpoint_auth_method",
+            "tls_client_auth_subject_dn",
+            "certificate_fingerprint",
         }
     ),
     "oauth_client_secrets": frozenset({"client_id", "secret_hash", "expires_at"}),
@@ -221,13 +236,7 @@ READ_MODEL: Mapping[str, frozenset[str]] = {
         }
     ),
     "revoked_tokens": frozenset({"jti", "expires_at"}),
-}
-
-#: Tables the gate's certificate authenticator will read (issue 10) before ``load`` reads
-#: them: the hook watches them already, so no change of trust can slip by unbumped. When
-#: ``load`` starts reading one, its entry moves into ``READ_MODEL`` (the test keeps that
-#: one equal to what ``load`` reads). Last use of a certificate is outside, like users'.
-AWAITING_LOAD: Mapping[str, frozenset[str]] = {
+    # Issue 10 (access/certificate_facts.py); last use of a certificate is outside.
     "certificate_authorities": frozenset(
         {
             "id",
@@ -249,16 +258,11 @@ AWAITING_LOAD: Mapping[str, frozenset[str]] = {
             "user_id",
             "source",
             "fingerprint_sha256",
-            "serial_number",
-            "subject_dn",
-            "issuer_dn",
             "not_before",
             "not_after",
             "certificate_pem",
-            "ca_id",
             "trusted_ca_id",
             "status",
-            "revoked_at",
         }
     ),
     "trusted_cas": frozenset(
@@ -268,6 +272,11 @@ AWAITING_LOAD: Mapping[str, frozenset[str]] = {
         {"id", "rule_id", "subaccount_id", "trusted_ca_id", "subject_dn", "user_id"}
     ),
 }
+
+#: Tables the gate will read before ``load`` reads them: the hook (access/versions.py)
+#: watches them already, so no change can slip by unbumped. When ``load`` starts reading
+#: one, its entry moves into ``READ_MODEL``. Empty since the certificate tables moved.
+AWAITING_LOAD: Mapping[str, frozenset[str]] = {}
 
 
 def load(session: Session) -> GrantSnapshot:
@@ -368,6 +377,9 @@ def load(session: Session) -> GrantSnapshot:
         member_roles=member_roles,
         roles={k: {r: frozenset(c) for r, c in v.items()} for k, v in roles.items()},
         collections={k: frozenset(v) for k, v in collections.items()},
+        certificates=load_certificates(
+            session, by_id, {facts.id: facts.user_id for facts in users.values()}
+        ),
     )
 
 
@@ -412,6 +424,9 @@ def _load_oauth(
             tuple(secrets.get(c.id, ())),
             c.jwks,
             c.jwks_uri,
+            _mtls(c.token_endpoint_auth_method),
+            c.tls_client_auth_subject_dn,
+            c.certificate_fingerprint,
         )
         for c in session.execute(
             # Named columns, not the entity: last use (flushed every few seconds) and the
@@ -425,6 +440,9 @@ def _load_oauth(
                 OAuthClient.expires_at,
                 OAuthClient.jwks,
                 OAuthClient.jwks_uri,
+                OAuthClient.token_endpoint_auth_method,
+                OAuthClient.tls_client_auth_subject_dn,
+                OAuthClient.certificate_fingerprint,
             )
         )
     }
@@ -439,6 +457,11 @@ def _load_oauth(
         for row in session.execute(select(RevokedToken.jti, RevokedToken.expires_at))
     }
     return clients, keys, revoked
+
+
+def _mtls(method: AuthMethod | None) -> str | None:
+    """The RFC 8705 method of a client, ``None`` for the secret methods."""
+    return method.value if method is not None and method.mutual_tls else None
 
 
 class SnapshotCache:
@@ -461,6 +484,11 @@ class SnapshotCache:
         if snapshot is None or self._loaded_generation != self._wanted_generation:
             return self.refresh()
         return snapshot
+
+    def peek(self) -> GrantSnapshot | None:
+        """The snapshot held now, never loading (for callers that must not block, such as
+        the TLS handshake's trust anchors); ``None`` before the first load."""
+        return self._snapshot
 
     def mark_stale(self) -> None:
         """This process committed a change: the next ``get`` reloads before answering."""

@@ -16,6 +16,7 @@ from ostiary.crypto import constant_time_equals
 from ostiary.db import transaction
 from ostiary.errors import AuthenticationFailed, PasswordExpired, PermissionDenied
 from ostiary.gate import authenticators
+from ostiary.gate.client_certs import presented
 from ostiary.gate.principal import Method, Principal, Refusal
 from ostiary.gate.rfc7617_basic import parse_basic
 from ostiary.gate.service import settle
@@ -44,7 +45,13 @@ async def _credentials(
             ctx, snapshot, identifier=identifier, secret=secret, address=client_address(request)
         )
     if header[:7].lower() == "bearer ":
-        return authenticators.bearer(ctx, snapshot, token=header[7:].strip(), now=ctx.clock.now())
+        return authenticators.bearer(
+            ctx,
+            snapshot,
+            token=header[7:].strip(),
+            now=ctx.clock.now(),
+            certificate=presented(request.scope),
+        )
     cookie = request.cookies.get(SESSION_COOKIE)
     if not cookie:
         return None

@@ -1,4 +1,9 @@
-"""Security → OAuth clients: clients acting as technical users, with overlap rotation."""
+"""Security → OAuth clients: clients acting as technical users, with overlap rotation.
+
+A client authenticates with a secret (the default), a registered key (``private_key_jwt``)
+or, per RFC 8705, its TLS client certificate (``tls_client_auth`` with the certificate's
+subject DN, ``self_signed_tls_client_auth`` with the certificate itself): those get no
+secret."""
 
 from __future__ import annotations
 
@@ -17,7 +22,7 @@ from ostiary.context import AppContext
 from ostiary.identity import service as identity
 from ostiary.identity.models import User
 from ostiary.oauth import clients
-from ostiary.oauth.models import ClientStatus, OAuthClient
+from ostiary.oauth.models import AuthMethod, ClientStatus, OAuthClient
 
 router = APIRouter(prefix="/api/v1/subaccounts/{subdomain}/oauth-clients", tags=["oauth"])
 Ctx = Annotated[AppContext, Depends(context)]
@@ -34,6 +39,22 @@ class ClientIn(BaseModel):
         default=None, description="Public JWK Set for private_key_jwt (RFC 7523)."
     )
     jwks_uri: Annotated[str, Field(max_length=2000)] | None = None
+    token_endpoint_auth_method: AuthMethod | None = Field(
+        default=None,
+        description="RFC 7591 §2; default: a secret (client_secret_basic or _post, and "
+        "private_key_jwt with jwks). tls_client_auth and self_signed_tls_client_auth "
+        "(RFC 8705) authenticate by the TLS client certificate and get no secret.",
+    )
+    tls_client_auth_subject_dn: Annotated[str, Field(max_length=2000)] | None = Field(
+        default=None,
+        description="tls_client_auth: the certificate's subject DN (RFC 4514, e.g. "
+        "CN=sender,O=Acme); the certificate must chain to a CA this sub-account trusts.",
+    )
+    certificate_pem: Annotated[str, Field(max_length=20000)] | None = Field(
+        default=None,
+        description="self_signed_tls_client_auth: the client's certificate (PEM), pinned "
+        "by its SHA-256.",
+    )
 
 
 class ClientPatch(BaseModel):
@@ -68,6 +89,11 @@ class ClientOut(BaseModel):
     status: ClientStatus
     expires_at: datetime | None
     private_key_jwt: bool
+    #: ``client_secret_basic`` also stands for ``client_secret_post`` and, with a key,
+    #: ``private_key_jwt``: a client with a secret may use any of them.
+    token_endpoint_auth_method: AuthMethod
+    tls_client_auth_subject_dn: str | None
+    certificate_fingerprint_sha256: str | None
     created_at: datetime
     last_used_at: datetime | None
     secrets: list[SecretOut]
@@ -75,10 +101,10 @@ class ClientOut(BaseModel):
 
 
 class IssuedOut(ClientOut):
-    """A client with a new secret, shown this once."""
+    """A client with a new secret, shown this once (``null`` for the mTLS methods)."""
 
-    client_secret: str
-    secret_id: uuid.UUID
+    client_secret: str | None
+    secret_id: uuid.UUID | None
 
 
 def client_out(session: Session, ctx: AppContext, client: OAuthClient, user: User) -> ClientOut:
@@ -91,6 +117,10 @@ def client_out(session: Session, ctx: AppContext, client: OAuthClient, user: Use
         status=client.status,
         expires_at=client.expires_at,
         private_key_jwt=bool(client.jwks or client.jwks_uri),
+        token_endpoint_auth_method=client.token_endpoint_auth_method
+        or AuthMethod.client_secret_basic,
+        tls_client_auth_subject_dn=client.tls_client_auth_subject_dn,
+        certificate_fingerprint_sha256=client.certificate_fingerprint,
         created_at=client.created_at,
         last_used_at=client.last_used_at,
         secrets=[
@@ -109,12 +139,29 @@ def client_out(session: Session, ctx: AppContext, client: OAuthClient, user: Use
 @router.post("", status_code=201, response_model=IssuedOut)
 def create_client(subdomain: str, body: ClientIn, ctx: Ctx, principal: Caller) -> IssuedOut:
     """Create a client for a technical user; the secret is in this answer only."""
+    method = body.token_endpoint_auth_method
     with authorized(ctx, principal, subdomain, Permission.credentials_write, write=True) as (
         session,
         subaccount,
         _,
     ):
         user = identity.get_user(session, user_id=body.user_id)
+        if method is not None and method.mutual_tls:
+            client = clients.create_mtls(
+                session,
+                ctx,
+                actor=principal.user_id,
+                subaccount=subaccount,
+                user=user,
+                method=method,
+                subject_dn=body.tls_client_auth_subject_dn,
+                certificate_pem=body.certificate_pem,
+                description=body.description,
+                expires_at=body.expires_at,
+                jwks=body.jwks is not None or body.jwks_uri is not None,
+            )
+            out = client_out(session, ctx, client, user)
+            return IssuedOut(**out.model_dump(), client_secret=None, secret_id=None)
         issued = clients.create(
             session,
             ctx,
@@ -125,6 +172,9 @@ def create_client(subdomain: str, body: ClientIn, ctx: Ctx, principal: Caller) -
             expires_at=body.expires_at,
             jwks=body.jwks,
             jwks_uri=body.jwks_uri,
+            method=method,
+            subject_dn=body.tls_client_auth_subject_dn,
+            certificate_pem=body.certificate_pem,
         )
         out = client_out(session, ctx, issued.client, user)
     return IssuedOut(**out.model_dump(), client_secret=issued.secret, secret_id=issued.secret_id)

@@ -314,7 +314,11 @@ def explain_access(
         _,
     ):
         result = explain(
-            ctx.grants.refresh(), user_id=user_id, subdomain=subaccount.subdomain, path=flow
+            ctx.grants.refresh(),
+            user_id=user_id,
+            subdomain=subaccount.subdomain,
+            path=flow,
+            now=ctx.clock.now(),
         )
     return ExplanationOut(
         user_id=user_id,

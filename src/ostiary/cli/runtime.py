@@ -86,7 +86,13 @@ def access_explain(
     """Why USER may or may not call FLOW: the chain, or the missing link. Exit 1 on deny."""
     with write() as (session, ctx):
         s = tenancy.get(session, subdomain=subdomain)
-        result = explain(ctx.grants.refresh(), user_id=user_id, subdomain=s.subdomain, path=flow)
+        result = explain(
+            ctx.grants.refresh(),
+            user_id=user_id,
+            subdomain=s.subdomain,
+            path=flow,
+            now=ctx.clock.now(),
+        )
     if as_json:
         output(
             [

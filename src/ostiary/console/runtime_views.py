@@ -202,7 +202,11 @@ def _flow_page(
                     permission=Permission.assignments_read,
                 )
                 explanation = explain(
-                    ctx.grants.refresh(), user_id=user_id, subdomain=subdomain, path=flow.path
+                    ctx.grants.refresh(),
+                    user_id=user_id,
+                    subdomain=subdomain,
+                    path=flow.path,
+                    now=ctx.clock.now(),
                 )
     except OstiaryError as exc:
         return problem(request, ctx, seen, exc)
@@ -332,6 +336,7 @@ def explain_technical_user(
                 user_id=subject.user_id,
                 subdomain=subaccount.subdomain,
                 path=flow,
+                now=ctx.clock.now(),
             )
     except OstiaryError as exc:
         return problem(request, ctx, seen, exc)

@@ -17,6 +17,7 @@ Requirements:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from ostiary.access.decision import Deny, Grants, RoleRequirement, decide
 from ostiary.access.permissions import Permission
@@ -94,6 +95,7 @@ def _flow_chain(
     principal: Principal | None = None,
     named: str = "",
     lines: list[str] | None = None,
+    now: datetime | None = None,
 ) -> FlowFacts | Refusal:
     """The chain for calling a flow: the flow if every link holds, else a ``Refusal`` at the
     first that does not. ``lines`` (an explanation) collects a line per link that holds;
@@ -138,6 +140,19 @@ def _flow_chain(
         )
     elif basic_refused and Method.basic.value in flow.auth and lines is not None:
         lines.append(f"sub-account {subdomain} forbids basic authentication")
+    if Method.certificate.value in flow.auth and principal is None:
+        links = snapshot.certificates.links(user.user_id, subdomain, at=now or datetime.now(UTC))
+        if links and lines is not None:
+            lines.append(f"user {user.user_id} may present {'; '.join(links)}")
+        elif not links and flow.auth == frozenset({Method.certificate.value}):
+            return Refusal(
+                401,
+                f"user {user.user_id} has no active client certificate and no mapping rule "
+                f"in {subdomain}, and a certificate is the only method this flow accepts",
+                user_id,
+            )
+    elif principal is not None and principal.method is Method.certificate and lines is not None:
+        lines.append(f"authenticated by client certificate {principal.credential_id}")
     if not flow.enabled:
         return Refusal(403, f"flow {path} is disabled", user_id)
     grants = snapshot.grants(user_id=user.user_id, subdomain=subdomain)
@@ -172,15 +187,24 @@ class Explanation:
     required_role: str | None = None
 
 
-def explain(snapshot: GrantSnapshot, *, user_id: str, subdomain: str, path: str) -> Explanation:
+def explain(
+    snapshot: GrantSnapshot,
+    *,
+    user_id: str,
+    subdomain: str,
+    path: str,
+    now: datetime | None = None,
+) -> Explanation:
     """Why ``user_id`` may or may not call the flow at ``path`` (contract C4), from the same
-    steps ``admit`` takes."""
+    steps ``admit`` takes (``now`` decides which certificates are valid)."""
     requirement = CallFlow(subdomain, path.strip("/"))
     user = snapshot.users.get(user_id.strip().upper())
     result = Explanation(decision="allow", missing_link=None)
     flow = snapshot.flows.get((requirement.subdomain, requirement.path))
     result.required_role = flow.required_role if flow is not None else None
-    outcome = _flow_chain(snapshot, user, requirement, named=user_id.strip(), lines=result.chain)
+    outcome = _flow_chain(
+        snapshot, user, requirement, named=user_id.strip(), lines=result.chain, now=now
+    )
     if isinstance(outcome, Refusal):
         result.decision, result.missing_link = "deny", outcome.reason
     grants = snapshot.grants(user_id=user.user_id, subdomain=subdomain) if user else None

@@ -4,8 +4,11 @@
 - ``password`` — HTTP Basic with a user ID or e-mail and a generated secret (keyed hash,
   microseconds) or a human-chosen password (argon2id, once, then the verified-credential
   cache);
-- ``bearer`` — an access token issued by Ostiary (RFC 9068 JWT);
-- ``console_session`` — the console's session cookie.
+- ``bearer`` — an access token issued by Ostiary (RFC 9068 JWT); a certificate-bound one
+  (RFC 8705 §3) only with the client certificate it is bound to;
+- ``console_session`` — the console's session cookie;
+- ``certificate`` — an X.509 client certificate, pinned or mapped in the flow's
+  sub-account (``ostiary.gate.certificate_identity``).
 
 OAuth client authentication at the token endpoint (client secrets, client assertions) is
 protocol work and lives in ``ostiary.oauth.client_auth``; it checks a client's validity
@@ -28,11 +31,18 @@ from ostiary.access.snapshot import GrantSnapshot, UserFacts
 from ostiary.context import AppContext
 from ostiary.db import transaction
 from ostiary.gate import throttling
-from ostiary.gate.credentials import client_refusal, user_refusal
-from ostiary.gate.keys import technical_id
+from ostiary.gate.certificate_identity import (
+    CertificateFailure,
+    Identified,
+    identify,
+)
+from ostiary.gate.client_certs import PresentedCertificate
+from ostiary.gate.credentials import certificate_user_refusal, client_refusal, user_refusal
+from ostiary.gate.keys import Account, Kind, technical_id
 from ostiary.gate.principal import Failure, Method, Principal, Refusal
 from ostiary.identity.service import KEYED_PREFIX, rehash, verify_keyed
 from ostiary.oauth.errors import InvalidToken
+from ostiary.oauth.rfc8705_mtls import binding_mismatch
 
 log = logging.getLogger("ostiary.gate")
 
@@ -113,10 +123,13 @@ def bearer(
     token: str,
     now: datetime,
     audience: str | None = None,
+    certificate: PresentedCertificate | None = None,
 ) -> Principal | Refusal:
     """An access token issued by Ostiary, checked against the current state: revocation,
     the client (enabled, not expired) and its technical user (active). ``audience`` names
-    the tenant a runtime call is for; the admin API accepts a token of any tenant."""
+    the tenant a runtime call is for; the admin API accepts a token of any tenant.
+    ``certificate`` is the client certificate the request came with: a token bound to one
+    (``cnf``) is refused without that very certificate (RFC 8705 §3.2)."""
     try:
         access = ctx.tokens.validate(token, snapshot, now=now, expected_audience=audience)
     except InvalidToken as exc:
@@ -125,6 +138,10 @@ def bearer(
     refused = client_refusal(snapshot, client, now, named=access.client_id)
     if refused is None and (client is None or client.user_id != access.subject):
         refused = Refusal(401, "the token's subject is not its client's user", access.subject)
+    if refused is None and access.bound_to is not None:
+        mismatch = binding_mismatch(access.bound_to, certificate)
+        if mismatch is not None:
+            refused = Refusal(401, mismatch, access.subject)
     if refused is not None:
         return Refusal(
             401,
@@ -156,3 +173,49 @@ def console_session(snapshot: GrantSnapshot, user_id: str) -> Principal | Refusa
         method=Method.session,
         credential_id=f"session-{user.user_id}",
     )
+
+
+def certificate(
+    snapshot: GrantSnapshot,
+    presented: PresentedCertificate,
+    *,
+    subdomain: str,
+    now: datetime,
+) -> Principal | Refusal:
+    """A client certificate that names an active technical user in ``subdomain``.
+
+    The principal's ``credential_id`` is the certificate ID; a mapped certificate seen for
+    the first time has none yet and carries ``first_use`` instead, which the caller records
+    (``trust.record_mapped_use``) before admitting. Failures are machine-credential
+    failures: counted against the address only, never locking anyone out."""
+    found = identify(snapshot, presented, subdomain=subdomain, at=now)
+    if not isinstance(found, Identified):
+        return Refusal(401, found.reason, found.user_id, failure=certificate_failure(found.user_id))
+    user = snapshot.users.get(found.user_id)
+    refused = certificate_user_refusal(user, named=found.user_id)
+    if refused is not None:
+        named = found.certificate.certificate_id if found.certificate else "the certificate"
+        return Refusal(
+            401,
+            f"{CertificateFailure.user.value}: {named}: {refused.reason}",
+            found.user_id,
+            failure=certificate_failure(found.user_id),
+        )
+    assert user is not None
+    return Principal(
+        user=user,
+        method=Method.certificate,
+        credential_id=found.certificate.certificate_id if found.certificate else "",
+        certificate_first_use=found.first_use,
+    )
+
+
+def presented_refusal(reason: CertificateFailure, detail: str) -> Refusal:
+    """A certificate that never reached the authenticator (a header from an untrusted peer,
+    or one a trusted proxy sent that does not parse): a machine failure, per address."""
+    return Refusal(401, f"{reason.value}: {detail}", failure=certificate_failure(None))
+
+
+def certificate_failure(user_id: str | None) -> Failure:
+    """What a certificate failure counts against: a machine account, so only its address."""
+    return Failure(Account(Kind.technical, user_id) if user_id else None)

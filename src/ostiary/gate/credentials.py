@@ -15,7 +15,7 @@ from datetime import datetime
 
 from ostiary.access.snapshot import ClientFacts, GrantSnapshot, UserFacts
 from ostiary.gate.principal import Refusal
-from ostiary.identity.models import UserStatus
+from ostiary.identity.models import UserKind, UserStatus
 
 
 def user_refusal(user: UserFacts | None, *, named: str = "") -> Refusal | None:
@@ -24,6 +24,18 @@ def user_refusal(user: UserFacts | None, *, named: str = "") -> Refusal | None:
         return Refusal(401, f"unknown user {named[:64]!r}" if named else "unknown user")
     if user.status is not UserStatus.active:
         return Refusal(401, f"user is {user.status.value}", user.user_id)
+    return None
+
+
+def certificate_user_refusal(user: UserFacts | None, *, named: str = "") -> Refusal | None:
+    """``None`` if a client certificate's user may act: it exists, is a technical user and is
+    active (a certificate only ever authenticates technical users)."""
+    refused = user_refusal(user, named=named)
+    if refused is not None:
+        return refused
+    assert user is not None
+    if user.kind is not UserKind.technical:
+        return Refusal(401, f"{user.user_id} is not a technical user", user.user_id)
     return None
 
 

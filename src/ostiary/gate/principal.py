@@ -5,10 +5,14 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from ostiary.access.snapshot import UserFacts
 from ostiary.gate.keys import Account
 from ostiary.identity.models import UserKind
+
+if TYPE_CHECKING:
+    from ostiary.gate.certificate_identity import FirstUse
 
 
 class Method(StrEnum):
@@ -17,6 +21,7 @@ class Method(StrEnum):
     basic = "basic"  # HTTP Basic: a generated secret or a human-chosen password
     oauth = "oauth"  # a Bearer access token issued by Ostiary
     session = "session"  # the console's session cookie
+    certificate = "certificate"  # an X.509 client certificate (direct TLS or a trusted proxy)
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,9 @@ class Principal:
     scope: frozenset[str] | None = None
     #: The human-chosen password used here has expired: it must be changed first.
     password_expired: bool = False
+    #: A mapped certificate used for the first time: recorded (and perhaps found
+    #: superseded) by the certificates domain before the caller is admitted.
+    certificate_first_use: FirstUse | None = None
 
     @property
     def id(self) -> uuid.UUID:

@@ -3,8 +3,11 @@
 RFC 6749 §2.3.1: ``client_secret_basic`` (client ID and secret form-urlencoded, then
 Basic) and ``client_secret_post``; RFC 7523 §2.2 / RFC 7521 §4.2: ``private_key_jwt``, a
 JWT signed by the client's registered key with ``iss`` = ``sub`` = client ID, ``aud`` the
-token endpoint (or the issuer), ``exp`` and a ``jti`` not seen before. Exactly one method
-per request; every failure is the same ``invalid_client``.
+token endpoint (or the issuer), ``exp`` and a ``jti`` not seen before; RFC 8705 §2:
+``tls_client_auth`` and ``self_signed_tls_client_auth``, a ``client_id`` alone in the form
+naming a client registered for one of them, proved by the TLS client certificate
+(``ostiary.oauth.rfc8705_mtls``). Exactly one method per request; every failure is the
+same ``invalid_client``.
 """
 
 from __future__ import annotations
@@ -27,9 +30,12 @@ import jwt
 from ostiary.access.snapshot import ClientFacts, GrantSnapshot
 from ostiary.context import AppContext
 from ostiary.crypto import constant_time_equals
+from ostiary.gate.client_certs import PresentedCertificate
 from ostiary.gate.credentials import client_refusal
 from ostiary.gate.replay import ReplayStore
+from ostiary.oauth import rfc8705_mtls
 from ostiary.oauth.errors import InvalidClient, InvalidRequest
+from ostiary.oauth.models import AuthMethod
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 #: A client's published JWK set is small; anything larger is refused, not parsed.
@@ -69,9 +75,16 @@ class ClientAuthenticator:
         self._jwks_cache: dict[str, tuple[float, dict[str, Any]]] = {}
 
     async def authenticate(
-        self, snapshot: GrantSnapshot, *, header: str, form: dict[str, str], now: datetime
+        self,
+        snapshot: GrantSnapshot,
+        *,
+        header: str,
+        form: dict[str, str],
+        now: datetime,
+        certificate: PresentedCertificate | None = None,
     ) -> AuthenticatedClient:
-        """The client behind the request, or ``InvalidClient``/``InvalidRequest``."""
+        """The client behind the request, or ``InvalidClient``/``InvalidRequest``;
+        ``certificate`` is the TLS client certificate presented with it, if any."""
         methods = []
         if header.lower().startswith("basic "):
             methods.append("client_secret_basic")
@@ -82,7 +95,7 @@ class ClientAuthenticator:
         if len(methods) > 1:
             raise InvalidRequest("use exactly one client authentication method")
         if not methods:
-            raise InvalidClient("client authentication is required", reason="no credentials")
+            return AuthenticatedClient(*self._mutual_tls(snapshot, form, certificate, now))
         method = methods[0]
         if method == "private_key_jwt":
             client = await self._assertion(snapshot, form, now)
@@ -95,6 +108,45 @@ class ClientAuthenticator:
         if form.get("client_id") and form["client_id"] != client.client_id:
             raise InvalidClient("client authentication failed", reason="client_id mismatch")
         return AuthenticatedClient(client, method)
+
+    def _mutual_tls(
+        self,
+        snapshot: GrantSnapshot,
+        form: dict[str, str],
+        certificate: PresentedCertificate | None,
+        now: datetime,
+    ) -> tuple[ClientFacts, str]:
+        """RFC 8705 §2: the ``client_id`` names the client, the certificate proves it."""
+        client_id = form.get("client_id", "")
+        client = snapshot.clients.get(client_id) if client_id else None
+        if client is None or client.mtls_method is None:
+            reason = "no credentials" if client is None else "client_id without credentials"
+            raise InvalidClient("client authentication is required", reason=reason)
+        method = client.mtls_method
+        client = self._usable(snapshot, client_id, now)
+        if method == AuthMethod.self_signed_tls_client_auth:
+            rfc8705_mtls.self_signed_tls_client_auth(
+                certificate, pinned_fingerprint=client.certificate_fingerprint or "", at=now
+            )
+        else:
+            # §2.1: the sub-account's own CAs (a retired one in its overlap too) and the
+            # external CAs it trusts; a certificate revoked there authenticates nothing.
+            known = snapshot.certificates
+            trust = known.trust.get(client.subdomain)
+            anchors = (*trust.ca_anchors(at=now), *trust.external_anchors()) if trust else ()
+
+            def revoked(fingerprint: str) -> bool:
+                found = known.certificate(fingerprint, client.subdomain)
+                return found is not None and found.status == "revoked"
+
+            rfc8705_mtls.tls_client_auth(
+                certificate,
+                subject_dn=client.subject_dn or "",
+                anchors=anchors,
+                revoked=revoked,
+                at=now,
+            )
+        return client, method
 
     def _usable(self, snapshot: GrantSnapshot, client_id: str, now: datetime) -> ClientFacts:
         client = snapshot.clients.get(client_id)
@@ -111,6 +163,11 @@ class ClientAuthenticator:
         client = snapshot.clients.get(client_id)
         if client is None:
             raise InvalidClient("client authentication failed", reason="unknown client")
+        if client.mtls_method is not None:
+            raise InvalidClient(
+                "client authentication failed",
+                reason=f"a secret for a {client.mtls_method} client (it has none)",
+            )
         valid = retired = False
         for stored, expires in client.secrets:  # every secret is compared, in constant time
             if constant_time_equals(digest, stored):

@@ -1,5 +1,8 @@
 """OAuth clients per sub-account, each acting as one technical user: create, rotate secrets
-with overlap, retire, disable. Secrets are 256-bit, stored as keyed hashes, shown once."""
+with overlap, retire, disable. Secrets are 256-bit, stored as keyed hashes, shown once.
+
+Clients of the RFC 8705 methods (``create_mtls``) have no secret: their certificate is the
+credential (``ostiary.oauth.rfc8705_mtls``)."""
 
 from __future__ import annotations
 
@@ -17,9 +20,10 @@ from ostiary.audit.actions import AuditAction
 from ostiary.audit.service import record
 from ostiary.context import AppContext
 from ostiary.crypto import generate_secret
-from ostiary.errors import InvalidInput, NotFound
+from ostiary.errors import InvalidClientMetadata, InvalidInput, NotFound
 from ostiary.identity.models import User, UserKind, UserStatus
-from ostiary.oauth.models import ClientSecret, ClientStatus, OAuthClient
+from ostiary.oauth import rfc8705_mtls
+from ostiary.oauth.models import AuthMethod, ClientSecret, ClientStatus, OAuthClient
 from ostiary.tenancy.models import Subaccount
 
 
@@ -66,6 +70,53 @@ def _add_secret(session: Session, ctx: AppContext, client: OAuthClient) -> tuple
     return secret, row.id
 
 
+def _check_acting_user(ctx: AppContext, user: User, expires_at: datetime | None) -> None:
+    if user.kind is not UserKind.technical:
+        raise InvalidInput(
+            f"{user.user_id} is not a technical user; OAuth clients act as technical users"
+        )
+    if user.status is not UserStatus.active:
+        raise InvalidInput(f"{user.user_id} is {user.status.value}")
+    if expires_at is not None and expires_at <= ctx.clock.now():
+        raise InvalidInput("expires_at must be in the future")
+
+
+def _new_client(
+    session: Session,
+    ctx: AppContext,
+    *,
+    subaccount: Subaccount,
+    user: User,
+    description: str,
+    expires_at: datetime | None,
+    method: AuthMethod | None,
+    jwks: dict[str, Any] | None = None,
+    jwks_uri: str | None = None,
+    mtls: rfc8705_mtls.Registration | None = None,
+) -> OAuthClient:
+    now = ctx.clock.now()
+    client = OAuthClient(
+        id=uuid.uuid4(),
+        client_id=f"oc-{secrets.token_hex(12)}",
+        subaccount_id=subaccount.id,
+        user_id=user.id,
+        description=description,
+        status=ClientStatus.active,
+        jwks=jwks,
+        jwks_uri=jwks_uri,
+        token_endpoint_auth_method=method,
+        tls_client_auth_subject_dn=mtls.subject_dn if mtls else None,
+        certificate_pem=mtls.certificate_pem if mtls else None,
+        certificate_fingerprint=mtls.certificate_fingerprint if mtls else None,
+        expires_at=expires_at,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(client)
+    session.flush()
+    return client
+
+
 def create(
     session: Session,
     ctx: AppContext,
@@ -77,33 +128,37 @@ def create(
     expires_at: datetime | None = None,
     jwks: dict[str, Any] | None = None,
     jwks_uri: str | None = None,
+    method: AuthMethod | None = None,
+    subject_dn: str | None = None,
+    certificate_pem: str | None = None,
 ) -> IssuedClientSecret:
-    """Create a client acting as technical user ``user`` in ``subaccount``."""
-    if user.kind is not UserKind.technical:
-        raise InvalidInput(
-            f"{user.user_id} is not a technical user; OAuth clients act as technical users"
-        )
-    if user.status is not UserStatus.active:
-        raise InvalidInput(f"{user.user_id} is {user.status.value}")
-    if expires_at is not None and expires_at <= ctx.clock.now():
-        raise InvalidInput("expires_at must be in the future")
+    """Create a client with a secret acting as technical user ``user`` in ``subaccount``
+    (``method``: one of the secret methods, or ``None`` as before RFC 8705; the mTLS
+    fields ``subject_dn`` and ``certificate_pem`` are refused here)."""
+    if method is not None and method.mutual_tls:
+        raise InvalidClientMetadata(f"a {method.value} client has no secret; use create_mtls")
+    rfc8705_mtls.registration(
+        method,
+        subject_dn=subject_dn,
+        certificate_pem=certificate_pem,
+        jwks=False,
+        at=ctx.clock.now(),
+    )
+    if method is AuthMethod.private_key_jwt and not (jwks or jwks_uri):
+        raise InvalidClientMetadata("private_key_jwt needs jwks or jwks_uri")
+    _check_acting_user(ctx, user, expires_at)
     _check_jwks(jwks, jwks_uri)
-    now = ctx.clock.now()
-    client = OAuthClient(
-        id=uuid.uuid4(),
-        client_id=f"oc-{secrets.token_hex(12)}",
-        subaccount_id=subaccount.id,
-        user_id=user.id,
+    client = _new_client(
+        session,
+        ctx,
+        subaccount=subaccount,
+        user=user,
         description=description,
-        status=ClientStatus.active,
+        expires_at=expires_at,
+        method=method,
         jwks=jwks,
         jwks_uri=jwks_uri,
-        expires_at=expires_at,
-        created_at=now,
-        updated_at=now,
     )
-    session.add(client)
-    session.flush()
     secret, secret_id = _add_secret(session, ctx, client)
     record(
         session,
@@ -117,9 +172,66 @@ def create(
             "description": description,
             "expires_at": expires_at,
             "private_key_jwt": bool(jwks or jwks_uri),
+            **({"token_endpoint_auth_method": method.value} if method else {}),
         },
     )
     return IssuedClientSecret(client, secret, secret_id)
+
+
+def create_mtls(
+    session: Session,
+    ctx: AppContext,
+    *,
+    actor: str,
+    subaccount: Subaccount,
+    user: User,
+    method: AuthMethod,
+    subject_dn: str | None = None,
+    certificate_pem: str | None = None,
+    description: str = "",
+    expires_at: datetime | None = None,
+    jwks: bool = False,
+) -> OAuthClient:
+    """Create a client that authenticates by its TLS client certificate (RFC 8705 §2):
+    ``tls_client_auth`` with ``subject_dn``, or ``self_signed_tls_client_auth`` with
+    ``certificate_pem``. It gets no secret; ``jwks`` (a key was sent too) is refused."""
+    _check_acting_user(ctx, user, expires_at)
+    mtls = rfc8705_mtls.registration(
+        method,
+        subject_dn=subject_dn,
+        certificate_pem=certificate_pem,
+        jwks=jwks,
+        at=ctx.clock.now(),
+    )
+    if mtls is None:
+        raise InvalidClientMetadata(f"{method.value} is not a mutual-TLS method")
+    client = _new_client(
+        session,
+        ctx,
+        subaccount=subaccount,
+        user=user,
+        description=description,
+        expires_at=expires_at,
+        method=method,
+        mtls=mtls,
+    )
+    record(
+        session,
+        clock=ctx.clock,
+        actor=actor,
+        action=AuditAction.oauth_client_created,
+        target=client.client_id,
+        subdomain=subaccount.subdomain,
+        after={
+            "acts_as": user.user_id,
+            "description": description,
+            "expires_at": expires_at,
+            "token_endpoint_auth_method": method.value,
+            "tls_client_auth_subject_dn": mtls.subject_dn,
+            "certificate_fingerprint": mtls.certificate_fingerprint,
+        },
+    )
+    return client
 
 
 def get(session: Session, *, subaccount: Subaccount, client_id: str) -> OAuthClient:
@@ -144,6 +256,14 @@ def rotate(
     old_valid_until: datetime,
 ) -> IssuedClientSecret:
     """Add a new secret; the current ones keep working until ``old_valid_until`` (overlap)."""
+    if (
+        client.token_endpoint_auth_method is not None
+        and client.token_endpoint_auth_method.mutual_tls
+    ):
+        raise InvalidInput(
+            f"{client.client_id} authenticates by certificate "
+            f"({client.token_endpoint_auth_method.value}) and has no secret to rotate"
+        )
     now = ctx.clock.now()
     if old_valid_until < now:
         raise InvalidInput("old_valid_until must not be in the past")

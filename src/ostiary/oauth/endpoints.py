@@ -30,6 +30,7 @@ from ostiary.context import AppContext
 from ostiary.db import store_wide
 from ostiary.errors import Throttled
 from ostiary.gate import throttling
+from ostiary.gate.client_certs import PresentedCertificate, presented
 from ostiary.gate.principal import Failure, Refusal
 from ostiary.oauth import rfc7009_revocation, rfc8414_metadata
 from ostiary.oauth.client_auth import AuthenticatedClient, ClientAuthenticator, _basic
@@ -43,6 +44,7 @@ from ostiary.oauth.errors import (
 )
 from ostiary.oauth.rfc6749_token import check_grant, client_credentials
 from ostiary.oauth.rfc7662_introspection import introspect
+from ostiary.oauth.rfc8705_mtls import confirmation
 from ostiary.oauth.rfc9068_jwt import published
 from ostiary.runtime.endpoint import Runtime
 from ostiary.runtime.writer import StoreUnavailable
@@ -158,7 +160,12 @@ class OAuthServer:
         ]
 
     async def _authenticate(
-        self, request: Request, form: dict[str, str], snapshot: GrantSnapshot, now: datetime
+        self,
+        request: Request,
+        form: dict[str, str],
+        snapshot: GrantSnapshot,
+        now: datetime,
+        certificate: PresentedCertificate | None,
     ) -> tuple[AuthenticatedClient, GrantSnapshot]:
         """The client behind the request, and the snapshot it was found in.
 
@@ -169,17 +176,17 @@ class OAuthServer:
         after failing (``ostiary.gate.throttling``)."""
         arrived = time.monotonic()
         header = request.headers.get("authorization", "")
+        authenticate = partial(
+            self.clients.authenticate, header=header, form=form, now=now, certificate=certificate
+        )
         try:
-            return await self.clients.authenticate(snapshot, header=header, form=form, now=now), (
-                snapshot
-            )
+            return await authenticate(snapshot), snapshot
         except InvalidClient as exc:
             failed = exc
         fresh = await self.ctx.recheck.since(arrived, snapshot)
         if fresh is not snapshot:
             try:
-                found = await self.clients.authenticate(fresh, header=header, form=form, now=now)
-                return found, fresh
+                return await authenticate(fresh), fresh
             except InvalidClient as exc:
                 failed = exc
         claimed = _claimed_client(header, form)[:64] or "anonymous"
@@ -216,12 +223,14 @@ class OAuthServer:
 
     @_unavailable_without_store
     async def token(self, request: Request) -> Response:
-        """RFC 6749 §3.2."""
+        """RFC 6749 §3.2; with a client certificate presented (by the TLS layer or a trusted
+        proxy), whatever the client authentication, the token is bound to it (RFC 8705 §3)."""
         try:
             form = await _form(request)
             check_grant(form)
             snapshot, now = self._snapshot(), self.ctx.clock.now()
-            client, snapshot = await self._authenticate(request, form, snapshot, now)
+            certificate = presented(request.scope)
+            client, snapshot = await self._authenticate(request, form, snapshot, now, certificate)
             body = client_credentials(
                 snapshot,
                 self.ctx.keyring,
@@ -230,6 +239,7 @@ class OAuthServer:
                 lifetime=self.ctx.settings.token_lifetime_seconds,
                 form=form,
                 now=now,
+                cnf=confirmation(certificate),
             )
             self.runtime.last_use.touch(f"client:{client.client.client_id}", now)
         except OAuthError as exc:
@@ -260,7 +270,9 @@ class OAuthServer:
         try:
             form = await _form(request)
             snapshot, now = self._snapshot(), self.ctx.clock.now()
-            client, snapshot = await self._authenticate(request, form, snapshot, now)
+            client, snapshot = await self._authenticate(
+                request, form, snapshot, now, presented(request.scope)
+            )
             body = introspect(snapshot, self.ctx.tokens, client=client, form=form, now=now)
         except OAuthError as exc:
             return exc.response()
@@ -272,7 +284,9 @@ class OAuthServer:
         try:
             form = await _form(request)
             snapshot, now = self._snapshot(), self.ctx.clock.now()
-            client, snapshot = await self._authenticate(request, form, snapshot, now)
+            client, snapshot = await self._authenticate(
+                request, form, snapshot, now, presented(request.scope)
+            )
             access = rfc7009_revocation.to_revoke(
                 snapshot, self.ctx.tokens, client=client, form=form, now=now
             )

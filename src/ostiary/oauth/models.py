@@ -20,6 +20,24 @@ class ClientStatus(StrEnum):
     disabled = "disabled"
 
 
+class AuthMethod(StrEnum):
+    """How a client authenticates at the token endpoint (RFC 7591 §2 names, RFC 8705 §2)."""
+
+    client_secret_basic = "client_secret_basic"
+    client_secret_post = "client_secret_post"
+    private_key_jwt = "private_key_jwt"
+    tls_client_auth = "tls_client_auth"
+    self_signed_tls_client_auth = "self_signed_tls_client_auth"
+
+    @property
+    def mutual_tls(self) -> bool:
+        """An RFC 8705 method: the client certificate is the credential, there is no secret."""
+        return self in MUTUAL_TLS
+
+
+MUTUAL_TLS = frozenset({AuthMethod.tls_client_auth, AuthMethod.self_signed_tls_client_auth})
+
+
 class OAuthClient(Base):
     """A client that acts as one technical user in one sub-account."""
 
@@ -45,6 +63,21 @@ class OAuthClient(Base):
     #: A public JWK Set for ``private_key_jwt`` (RFC 7523), or ``None``.
     jwks: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     jwks_uri: Mapped[str | None] = mapped_column(String(2000))
+    #: ``None``: the secret methods (and ``private_key_jwt`` with a registered key), as
+    #: before RFC 8705; an mTLS method means the client has no secret at all.
+    token_endpoint_auth_method: Mapped[AuthMethod | None] = mapped_column(
+        Enum(
+            AuthMethod,
+            native_enum=False,
+            length=32,
+            values_callable=lambda e: [m.value for m in e],
+        )
+    )
+    #: ``tls_client_auth`` (RFC 8705 §2.1.2): the certificate's subject, RFC 4514, normalised.
+    tls_client_auth_subject_dn: Mapped[str | None] = mapped_column(Text)
+    #: ``self_signed_tls_client_auth`` (§2.2): the pinned certificate and its SHA-256 (hex).
+    certificate_pem: Mapped[str | None] = mapped_column(Text)
+    certificate_fingerprint: Mapped[str | None] = mapped_column(String(64))
     expires_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]

@@ -39,8 +39,10 @@ def client_credentials(
     lifetime: int,
     form: dict[str, str],
     now: datetime,
+    cnf: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The success body for an authenticated client, or raise an ``OAuthError``."""
+    """The success body for an authenticated client, or raise an ``OAuthError``; ``cnf``
+    binds the token to a client certificate (RFC 8705 §3.1)."""
     facts = client.client
     user = snapshot.users.get(facts.user_id)
     if user is None or user.status is not UserStatus.active:
@@ -67,6 +69,7 @@ def client_credentials(
         scope=scope,
         now=now,
         lifetime=lifetime,
+        cnf=cnf,
     )
     return {
         "access_token": token,

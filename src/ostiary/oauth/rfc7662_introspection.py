@@ -1,5 +1,9 @@
 """Token introspection, RFC 7662. A client learns about its own tokens only: any other
-token, like an invalid, expired or revoked one, is ``{"active": false}`` (§2.2)."""
+token, like an invalid, expired or revoked one, is ``{"active": false}`` (§2.2).
+
+A certificate-bound token's answer carries its ``cnf`` (RFC 8705 §3.2: "the introspection
+response … includes the ``cnf`` member … with the ``x5t#S256`` member"), so a resource
+server that introspects can check the binding itself."""
 
 from __future__ import annotations
 
@@ -24,7 +28,7 @@ def introspect(
     owner = snapshot.clients.get(access.client_id) if access else None
     if access is None or owner is None or not owner.active:
         return {"active": False}
-    return {
+    answer: dict[str, Any] = {
         "active": True,
         "scope": " ".join(sorted(access.scope)),
         "client_id": access.client_id,
@@ -37,3 +41,6 @@ def introspect(
         "jti": access.jti,
         "token_type": "Bearer",
     }
+    if access.bound_to is not None:
+        answer["cnf"] = access.claims["cnf"]
+    return answer

@@ -32,6 +32,7 @@ from ostiary.access.snapshot import GrantSnapshot, KeyFacts
 from ostiary.crypto import random_bytes
 from ostiary.oauth.errors import InvalidRequest, InvalidToken
 from ostiary.oauth.keys import ALGORITHM, KeyRing
+from ostiary.oauth.rfc8705_mtls import bound_thumbprint
 
 TYPE = "at+jwt"
 REQUIRED = ["exp", "iat", "iss", "sub", "aud", "jti", "client_id"]
@@ -85,8 +86,10 @@ def issue(
     scope: list[str],
     now: datetime,
     lifetime: int,
+    cnf: dict[str, str] | None = None,
 ) -> tuple[str, str]:
-    """A signed access token and its ``jti``."""
+    """A signed access token and its ``jti``; ``cnf`` is the confirmation claim of a
+    certificate-bound token (RFC 8705 §3.1)."""
     key = signing_key(snapshot, now)
     jti = _new_jti()
     stamp = int(now.timestamp())
@@ -102,6 +105,8 @@ def issue(
         "scope": " ".join(scope),
         "tenant": subdomain,
     }
+    if cnf is not None:
+        claims["cnf"] = cnf
     signing_input = _header(key.kid) + b"." + _b64(_JSON.encode(claims).encode())
     signature = ring.sign(key.kid, key.private_encrypted, signing_input)
     return (signing_input + b"." + _b64(signature)).decode("ascii"), jti
@@ -120,6 +125,8 @@ class AccessToken:
     expires_at: int
     issued_at: int
     claims: dict[str, Any]
+    #: The ``x5t#S256`` the token is bound to (RFC 8705 §3.1); ``None``: not bound.
+    bound_to: str | None = None
 
 
 class TokenValidator:
@@ -209,6 +216,7 @@ class TokenValidator:
             expires_at=int(claims["exp"]),
             issued_at=int(claims.get("nbf", claims["iat"])),
             claims=claims,
+            bound_to=bound_thumbprint(claims),
         )
 
 

@@ -19,6 +19,7 @@ import httpx
 from sqlalchemy import Table
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
+from starlette.types import Scope
 
 from ostiary.access.snapshot import FlowFacts, GrantSnapshot
 from ostiary.audit.actions import AuditAction
@@ -28,9 +29,11 @@ from ostiary.db import WriteGate
 from ostiary.errors import AuthenticationFailed, Throttled
 from ostiary.gate import authenticators, throttling
 from ostiary.gate.admission import Admitted, CallFlow, admit
+from ostiary.gate.client_certs import presented
 from ostiary.gate.principal import Method, Principal, Refusal
 from ostiary.gate.rfc7617_basic import parse_basic
 from ostiary.oauth.rfc9068_jwt import audience
+from ostiary.runtime.certificate_use import certificate_caller, record_first_use
 from ostiary.runtime.models import Message, MessageStatus
 from ostiary.runtime.relay import Relay, Relayed, RelayFailed
 from ostiary.runtime.service import Accepted, new_message_id
@@ -104,7 +107,8 @@ class Runtime:
         except Exception:  # stale after a local change, and the database cannot be read
             log.warning("no current grants snapshot", exc_info=True)
             return _json(503, STORE_UNAVAILABLE, {"Retry-After": "1"})
-        outcome = await self._authorize(snapshot, header, subdomain, path, address)
+        scope = request.scope
+        outcome = await self._authorize(snapshot, header, scope, subdomain, path, address)
         if isinstance(outcome, _Refused):
             # Before refusing, look at the current state: another process may have just
             # created the user, reset the secret, added the flow or assigned the role, and
@@ -116,11 +120,21 @@ class Runtime:
                 return _json(503, STORE_UNAVAILABLE, {"Retry-After": "1"})
             if fresh is not snapshot:
                 snapshot = fresh
-                outcome = await self._authorize(snapshot, header, subdomain, path, address)
-        if isinstance(outcome, _Refused):
-            return self._refuse(outcome, subdomain, path, address)
+                outcome = await self._authorize(snapshot, header, scope, subdomain, path, address)
         if isinstance(outcome, Response):
             return outcome
+        if not isinstance(outcome, _Refused) and outcome[0].certificate_first_use is not None:
+            try:
+                first = await record_first_use(self.ctx, self.writer, outcome[0], address=address)
+            except StoreUnavailable:
+                return _json(503, STORE_UNAVAILABLE, {"Retry-After": "1"})
+            outcome = (
+                _Refused(first, authenticated=False, bearer=False)
+                if isinstance(first, Refusal)
+                else (first, outcome[1])
+            )
+        if isinstance(outcome, _Refused):
+            return self._refuse(outcome, subdomain, path, address)
         caller, flow = outcome
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > flow.max_bytes:
@@ -133,6 +147,8 @@ class Runtime:
             return Response(status_code=400)
         now = self.ctx.clock.now()
         self.last_use.touch(caller.user_id, now)
+        if caller.method is Method.certificate:
+            self.last_use.touch_certificate(caller.credential_id, now, address)
         accepted = Accepted(
             message_id=new_message_id(),
             subaccount_id=snapshot.subaccounts[subdomain],
@@ -149,19 +165,34 @@ class Runtime:
         return await self._store(accepted, payload, started)
 
     async def _authorize(
-        self, snapshot: GrantSnapshot, header: str, subdomain: str, path: str, address: str
+        self,
+        snapshot: GrantSnapshot,
+        header: str,
+        scope: Scope,
+        subdomain: str,
+        path: str,
+        address: str,
     ) -> tuple[Principal, FlowFacts] | _Refused | Response:
         """Who calls and which flow they may call, per ``snapshot``; a ``Response`` for a
-        malformed header or a throttled caller (answered at once, nothing to re-check)."""
-        caller: Principal | Refusal
+        malformed header or a throttled caller (answered at once, nothing to re-check).
+        An ``Authorization`` header decides; a client certificate counts only without one
+        (``runtime.certificate_use``)."""
+        caller: Principal | Refusal | None
         try:
-            if header[:7].lower() == "bearer ":
+            if not header:
+                caller = certificate_caller(
+                    snapshot, scope, subdomain=subdomain, now=self.ctx.clock.now(), address=address
+                )
+                if caller is None:
+                    return _json(401, UNAUTHORIZED, ANY_CHALLENGE)
+            elif header[:7].lower() == "bearer ":
                 caller = authenticators.bearer(
                     self.ctx,
                     snapshot,
                     token=header[7:].strip(),
                     now=self.ctx.clock.now(),
                     audience=audience(self.ctx.settings.public_url, subdomain),
+                    certificate=presented(scope),
                 )
             else:
                 try:

@@ -19,9 +19,9 @@ RETENTION_SECONDS = 3600.0
 
 def flush_last_use(runtime: Runtime) -> None:
     """Hand the collected last-use times to the writer (no wait)."""
-    seen = runtime.last_use.take()
+    seen, addresses = runtime.last_use.take_all()
     if seen:
-        runtime.writer.submit(lambda session: LastUse.flush(session, seen))
+        runtime.writer.submit(lambda session: LastUse.flush(session, seen, addresses))
 
 
 async def maintenance(ctx: AppContext, runtime: Runtime) -> None:

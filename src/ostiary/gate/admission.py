@@ -151,8 +151,6 @@ def _flow_chain(
                 f"in {subdomain}, and a certificate is the only method this flow accepts",
                 user_id,
             )
-    elif principal is not None and principal.method is Method.certificate and lines is not None:
-        lines.append(f"authenticated by client certificate {principal.credential_id}")
     if not flow.enabled:
         return Refusal(403, f"flow {path} is disabled", user_id)
     grants = snapshot.grants(user_id=user.user_id, subdomain=subdomain)

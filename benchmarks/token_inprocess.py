@@ -23,13 +23,14 @@ from fastapi.testclient import TestClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ostiary.app import create_app  # noqa: E402
-from ostiary.context import build_context  # noqa: E402
-from ostiary.gate import client_certs  # noqa: E402
-from ostiary.migrate import upgrade  # noqa: E402
-from ostiary.settings import Settings  # noqa: E402
-from tests import factories as f  # noqa: E402
-from tests.tls_pki import issue  # noqa: E402
+from tests import factories as f
+from tests.tls_pki import issue
+
+from ostiary.app import create_app
+from ostiary.context import build_context
+from ostiary.gate import client_certs
+from ostiary.migrate import upgrade
+from ostiary.settings import Settings
 
 
 def main() -> None:
@@ -53,7 +54,11 @@ def main() -> None:
     app = create_app(settings, ctx=ctx)
     with TestClient(app) as http:
         root = f.basic(f.admin(ctx).user_id)
-        http.post("/api/v1/subaccounts", headers=root, json={"subdomain": "bench", "display_name": "bench"})
+        http.post(
+            "/api/v1/subaccounts",
+            headers=root,
+            json={"subdomain": "bench", "display_name": "bench"},
+        )
         user = http.post(
             "/api/v1/technical-users", headers=root, json={"display_name": "bot"}
         ).json()["user_id"]

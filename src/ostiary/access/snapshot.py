@@ -273,12 +273,6 @@ READ_MODEL: Mapping[str, frozenset[str]] = {
     ),
 }
 
-#: Tables the gate will read before ``load`` reads them: the hook (access/versions.py)
-#: watches them already, so no change can slip by unbumped. When ``load`` starts reading
-#: one, its entry moves into ``READ_MODEL``. Empty since the certificate tables moved.
-AWAITING_LOAD: Mapping[str, frozenset[str]] = {}
-
-
 def load(session: Session) -> GrantSnapshot:
     """Read the whole snapshot in one transaction."""
     from ostiary.runtime.models import Flow

@@ -7,9 +7,8 @@ Nobody bumps it by hand: a forgotten call would be a silent security bug (a disa
 still admitted until something else happened to bump). ``track`` hooks a session factory
 instead, and ``db.make_session_factory`` tracks every factory it makes. Each flush and
 each statement is checked against ``snapshot.READ_MODEL`` (the columns ``snapshot.load``
-reads) and ``snapshot.AWAITING_LOAD`` (tables the gate is about to read); a transaction
-that inserted or deleted a row of one of those tables, or changed one of those columns,
-bumps the version once, in the same transaction, just before it commits. Writes elsewhere
+reads); a transaction that inserted or deleted a row of one of those tables, or changed
+one of those columns, bumps the version once, in the same transaction, just before it commits. Writes elsewhere
 (messages, audit events, the mail outbox, console sessions, last-use times) leave it
 alone, so they reload nothing.
 """
@@ -70,12 +69,9 @@ def tracked(factory: sessionmaker[Session]) -> bool:
 @functools.cache
 def _read_model() -> Mapping[str, frozenset[str]]:
     # Imported here: the snapshot module imports this one.
-    from ostiary.access.snapshot import AWAITING_LOAD, READ_MODEL
+    from ostiary.access.snapshot import READ_MODEL
 
-    watched = {table: frozenset(columns) for table, columns in AWAITING_LOAD.items()}
-    for table, columns in READ_MODEL.items():
-        watched[table] = watched.get(table, frozenset()) | columns
-    return watched
+    return READ_MODEL
 
 
 def changes_read_model(table: str, columns: Iterable[str] | None) -> bool:

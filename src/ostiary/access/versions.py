@@ -8,9 +8,9 @@ still admitted until something else happened to bump). ``track`` hooks a session
 instead, and ``db.make_session_factory`` tracks every factory it makes. Each flush and
 each statement is checked against ``snapshot.READ_MODEL`` (the columns ``snapshot.load``
 reads); a transaction that inserted or deleted a row of one of those tables, or changed
-one of those columns, bumps the version once, in the same transaction, just before it commits. Writes elsewhere
-(messages, audit events, the mail outbox, console sessions, last-use times) leave it
-alone, so they reload nothing.
+one of those columns, bumps the version once, in the same transaction, just before it
+commits. Writes elsewhere (messages, audit events, the mail outbox, console sessions,
+last-use times) leave it alone, so they reload nothing.
 """
 
 from __future__ import annotations

@@ -273,6 +273,7 @@ READ_MODEL: Mapping[str, frozenset[str]] = {
     ),
 }
 
+
 def load(session: Session) -> GrantSnapshot:
     """Read the whole snapshot in one transaction."""
     from ostiary.runtime.models import Flow

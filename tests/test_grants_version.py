@@ -517,3 +517,35 @@ def test_last_use_columns_are_outside_the_read_model() -> None:
     flush would reload every process's snapshot."""
     assert "last_used_at" not in READ_MODEL["users"]
     assert "last_used_at" not in READ_MODEL["oauth_clients"]
+
+
+def test_grants_are_made_once_per_snapshot_and_unknown_names_are_not_remembered(
+    ctx: AppContext,
+) -> None:
+    from tests import factories as f
+
+    user = f.admin(ctx)
+    with ctx.sessions() as session:
+        old = load(session)
+    assert old.grants(user_id=user.user_id, subdomain="nowhere") is None
+    assert old.grants(user_id="T999999", subdomain="nowhere") is None
+    assert old._grants == {}
+    # A sub-account appears: a new snapshot answers, the old one keeps its own answer.
+    from ostiary.tenancy import service as tenancy
+    from ostiary.tenancy.models import Plan
+
+    with transaction(ctx.sessions) as session:
+        tenancy.create(
+            session,
+            clock=ctx.clock,
+            actor=user.user_id,
+            subdomain="acme",
+            display_name="Acme",
+            plan=Plan.standard,
+        )
+    with ctx.sessions() as session:
+        new = load(session)
+    first = new.grants(user_id=user.user_id, subdomain="acme")
+    assert first is not None and first.subdomain == "acme"
+    assert new.grants(user_id=user.user_id, subdomain="acme") is first
+    assert old.grants(user_id=user.user_id, subdomain="acme") is None

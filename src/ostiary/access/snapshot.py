@@ -141,6 +141,11 @@ class GrantSnapshot:
     collections: dict[tuple[uuid.UUID, uuid.UUID], frozenset[str]] = field(default_factory=dict)
     #: Client-certificate trust per sub-account and certificates by fingerprint (issue 10).
     certificates: CertificateModel = field(default_factory=CertificateModel)
+    #: ``grants()`` answers, made once per (user, sub-account) and snapshot: the snapshot
+    #: never changes, and building a ``Grants`` was ~3 % of a token request's CPU time.
+    _grants: dict[tuple[str, str], Grants] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def find_user(self, identifier: str) -> UserFacts | None:
         """The user named by a user ID or a person's e-mail."""
@@ -152,12 +157,15 @@ class GrantSnapshot:
 
     def grants(self, *, user_id: str, subdomain: str) -> Grants | None:
         """The grants of a user in a sub-account; ``None`` if either is unknown."""
+        made = self._grants.get((user_id, subdomain))
+        if made is not None:
+            return made
         user = self.users.get(user_id)
         subaccount = self.subaccounts.get(subdomain)
         if user is None or subaccount is None:
-            return None
+            return None  # not remembered: unknown names must not grow the cache
         key = (user.id, subaccount)
-        return Grants(
+        made = Grants(
             user_id=user.user_id,
             status=user.status,
             is_platform_admin=user.is_platform_admin,
@@ -166,6 +174,8 @@ class GrantSnapshot:
             roles=self.roles.get(key, {}),
             collections=self.collections.get(key, frozenset()),
         )
+        self._grants[(user_id, subdomain)] = made
+        return made
 
 
 #: Every column ``load`` reads, by table (tests/test_grants_version.py holds the two equal).

@@ -8,7 +8,7 @@ whole CPU budget is ~0.2 ms, that was ~10 % of it (benchmarks/README.md). ``HotP
 tries its few routes first (Starlette's own matching, so path parameters and methods mean
 what they mean in the router) and, on a full match, calls the endpoint directly, wrapped
 only in what it still needs: request metrics and the access log
-(``ObservabilityMiddleware``) and a last-resort 500 in the API's error shape. Everything
+(``ObservabilityMiddleware.observe``) and a last-resort 500 in the API's error shape. Everything
 else, a wrong method on a hot path included, goes through the full stack, unchanged. A hot
 endpoint handles its own errors (RFC 6749 errors at the token endpoint, 401/403/413/503 at
 the runtime, a 503 without the store at both) and limits its own body.
@@ -17,10 +17,11 @@ the runtime, a 503 without the store at both) and limits its own body.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -38,7 +39,8 @@ class HotPaths:
         # trying the runtime's pattern on every token request cost ~2 % of it.
         self.exact = {r.path: r for r in routes if "{" not in r.path}
         self.patterns = tuple(r for r in routes if "{" in r.path)
-        self.observed = ObservabilityMiddleware(self._serve, metrics=metrics)
+        # Its counters and access log, without its ``send`` wrapper (see ``_serve``).
+        self.metrics = ObservabilityMiddleware(app, metrics=metrics)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -47,21 +49,25 @@ class HotPaths:
                 match, child = route.matches(scope)
                 if match is Match.FULL:
                     scope.update(child)
-                    scope["ostiary.hot_endpoint"] = route.endpoint
-                    await self.observed(scope, receive, send)
+                    await self._serve(route, scope, receive, send)
                     return
         await self.app(scope, receive, send)
 
-    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request = Request(scope, receive)
+    async def _serve(self, route: Route, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        status = 500
         try:
-            response = await scope["ostiary.hot_endpoint"](request)
-        except Exception:
-            # What ServerErrorMiddleware and api/errors.py would have answered: logged
-            # here, and a body without details for the caller.
-            log.exception("unhandled error on %s %s", scope["method"], scope["path"])
-            response = JSONResponse(
-                {"error": "internal_error", "detail": "an unexpected error occurred"},
-                status_code=500,
-            )
-        await response(scope, receive, send)
+            try:
+                response: Response = await route.endpoint(Request(scope, receive))
+            except Exception:
+                # What ServerErrorMiddleware and api/errors.py would have answered: logged
+                # here, and a body without details for the caller.
+                log.exception("unhandled error on %s %s", scope["method"], scope["path"])
+                response = JSONResponse(
+                    {"error": "internal_error", "detail": "an unexpected error occurred"},
+                    status_code=500,
+                )
+            status = response.status_code  # known before sending: no ``send`` wrapper
+            await response(scope, receive, send)
+        finally:
+            self.metrics.observe(scope, status, started)

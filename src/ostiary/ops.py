@@ -84,22 +84,25 @@ class ObservabilityMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            elapsed = time.perf_counter() - started
-            area = _area(scope["path"])
-            key = (scope["method"], area, status)
-            counter = self._counted.get(key)
-            if counter is None:
-                counter = self.metrics.requests.labels(key[0], area, str(status))
-                if len(self._counted) < 1000:  # methods are the client's to choose
-                    self._counted[key] = counter
-            counter.inc()
-            timer = self._timed.get(area)
-            if timer is None:
-                timer = self._timed[area] = self.metrics.latency.labels(area)
-            timer.observe(elapsed)
-            access_log.info(
-                "%s %s %s %.1fms", scope["method"], scope["path"], status, elapsed * 1000
-            )
+            self.observe(scope, status, started)
+
+    def observe(self, scope: Scope, status: int, started: float) -> None:
+        """Count and time one answered request (``started``: its ``perf_counter``), and
+        write its access log line."""
+        elapsed = time.perf_counter() - started
+        area = _area(scope["path"])
+        key = (scope["method"], area, status)
+        counter = self._counted.get(key)
+        if counter is None:
+            counter = self.metrics.requests.labels(key[0], area, str(status))
+            if len(self._counted) < 1000:  # methods are the client's to choose
+                self._counted[key] = counter
+        counter.inc()
+        timer = self._timed.get(area)
+        if timer is None:
+            timer = self._timed[area] = self.metrics.latency.labels(area)
+        timer.observe(elapsed)
+        access_log.info("%s %s %s %.1fms", scope["method"], scope["path"], status, elapsed * 1000)
 
 
 class BodyLimitMiddleware:

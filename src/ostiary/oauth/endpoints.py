@@ -75,6 +75,24 @@ async def _body(request: Request) -> bytes:
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
+#: RFC 6749 §5.1's headers of a successful token answer, encoded once.
+_TOKEN_HEADERS = [
+    (b"content-type", JSON_TYPE.encode()),
+    *((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in NO_STORE.items()),
+]
+
+
+class _TokenAnswer(Response):
+    """200 with a token's JSON body (plain ASCII) and ``_TOKEN_HEADERS``: JSONResponse
+    made a JSON encoder per call, and ``Response`` turns its headers into bytes per call."""
+
+    def __init__(self, body: bytes) -> None:
+        self.status_code = 200
+        self.body = body
+        self.background = None
+        self.raw_headers = [(b"content-length", b"%d" % len(body)), *_TOKEN_HEADERS]
+
+
 def _pairs(body: bytes) -> list[tuple[str, str]]:
     """``parse_qsl`` of the body, with a shortcut for bodies with nothing to unescape."""
     text = body.decode("utf-8")
@@ -244,8 +262,7 @@ class OAuthServer:
             self.runtime.last_use.touch(f"client:{client.client.client_id}", now)
         except OAuthError as exc:
             return exc.response()
-        # JSONResponse builds a new JSON encoder per call; the body is plain ASCII JSON.
-        return Response(_JSON.encode(body).encode(), headers=NO_STORE, media_type=JSON_TYPE)
+        return _TokenAnswer(_JSON.encode(body).encode())
 
     @_unavailable_without_store
     async def jwks(self, request: Request) -> Response:

@@ -7,9 +7,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import ipaddress
+import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -18,16 +19,23 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi.testclient import TestClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from ostiary.app import create_app
-from ostiary.certificates import verification
+from ostiary.certificates import trust, verification
+from ostiary.certificates.models import Certificate, TrustedCA
 from ostiary.clock import FrozenClock
 from ostiary.context import AppContext, build_context
+from ostiary.db import transaction
 from ostiary.gate.client_cert_headers import NGINX, RFC9440, RFC9440_CHAIN, parse
 from ostiary.gate.client_certs import PresentedCertificate, extension, presented
 from ostiary.gate.proxies import ProxyHeadersMiddleware, TrustedProxies
+from ostiary.identity.models import User
 from ostiary.settings import ClientCertHeader, Settings
+from ostiary.tenancy.models import Subaccount
 from tests.pki import Issued, make, name
+from tests.test_certificate_gate import World, _partner, world  # noqa: F401 (the fixture)
 from tests.test_oauth import API, Setup
 
 PROXY = ("127.0.0.1", 50000)
@@ -252,3 +260,62 @@ def test_a_trusted_proxys_own_tls_certificate_never_becomes_the_callers(
         value = quote(leaf.public_bytes(serialization.Encoding.PEM).decode(), safe="").encode()
         seen = _through_proxy([(NGINX, value), header], own, cert_header)
         assert presented(seen) == PresentedCertificate(chain=(_der(leaf),), source="proxy")
+
+
+# ---------------------------------------------------------------- first uses at once
+
+
+def test_two_first_uses_at_once_on_two_nodes_still_supersede(
+    world: World,  # noqa: F811 (the fixture imported above)
+    backend: str,
+) -> None:
+    """The newer and the older certificate of one subject are first used at the same time
+    on two nodes. The older one's transaction looked for a newer one before the newer
+    one's committed, and the newer one's looked for older ones before the older one was
+    inserted: both were recorded active and the older one was never superseded (it
+    authenticated for as long as it was valid). First uses under one trusted CA are
+    serialised now."""
+    if backend != "postgresql":
+        pytest.skip("SQLite lets one writer at a time in anyway")
+    root, trusted_ca_id = _partner(world)
+    now = datetime.now(UTC)
+    old = make(name("m"), issuer=root, not_before=now - timedelta(days=2))
+    new = make(name("m"), issuer=root, not_before=now - timedelta(days=1))
+    ctx = world.ctx
+
+    def record(session: Session, leaf: Issued) -> trust.MappedUse:
+        sub = session.scalars(select(Subaccount).where(Subaccount.subdomain == "acme")).one()
+        user = session.scalars(select(User).where(User.user_id == world.bot)).one()
+        tca = session.scalars(
+            select(TrustedCA).where(TrustedCA.trusted_ca_id == trusted_ca_id)
+        ).one()
+        return trust.record_mapped_use(
+            session, ctx, subaccount=sub, trusted=tca, user=user, leaf=leaf.cert
+        )
+
+    first = ctx.sessions()
+    try:
+        with first.begin():
+            assert record(first, new).admitted
+            done: list[bool] = []
+
+            def second() -> None:
+                with transaction(ctx.sessions) as session:
+                    done.append(record(session, old).admitted)
+
+            racer = threading.Thread(target=second)
+            racer.start()
+            racer.join(timeout=1.0)  # blocks on the first's lock (with the fix)
+        racer.join(timeout=10)
+        assert done == [False]  # the older one, first used second: superseded at once
+    finally:
+        first.close()
+    with transaction(ctx.read_sessions) as s:
+        statuses = {
+            r.not_before.replace(tzinfo=UTC) if r.not_before.tzinfo is None else r.not_before: (
+                r.status.value
+            )
+            for r in s.scalars(select(Certificate).where(Certificate.source == "mapped"))
+        }
+    assert sorted(statuses.values()) == ["active", "superseded"], statuses
+    assert statuses[min(statuses)] == "superseded"

@@ -21,7 +21,7 @@ from cryptography import x509
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ostiary.certificates.verification import fingerprint
+from ostiary.certificates.verification import fingerprint, well_formed
 
 log = logging.getLogger("ostiary.access")
 
@@ -170,7 +170,7 @@ class CertificateModel:
 def _parse(pem: str, what: str) -> list[x509.Certificate]:
     """Certificates of a stored PEM; a row that no longer parses is skipped, not fatal."""
     try:
-        return x509.load_pem_x509_certificates(pem.encode())
+        return [well_formed(c) for c in x509.load_pem_x509_certificates(pem.encode())]
     except ValueError:
         log.warning("stored %s does not parse; it vouches for nothing", what)
         return []

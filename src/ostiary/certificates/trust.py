@@ -265,6 +265,9 @@ def record_mapped_use(
     mapped to ``user``: remember it at its first use, and supersede older ones with the
     same subject and issuer. An older one than the newest used is refused (superseded).
     Idempotent; the actor of the audit events is ``user``."""
+    # One first use at a time per trusted CA, on every node: the newer/older checks below
+    # must see each other's rows, or two first uses at once both stay active.
+    session.execute(select(TrustedCA.id).where(TrustedCA.id == trusted.id).with_for_update())
     now = ctx.clock.now()
     fp = verification.fingerprint(leaf)
     subject = verification.normalise_dn(leaf.subject)

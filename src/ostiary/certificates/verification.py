@@ -18,7 +18,7 @@ from enum import StrEnum
 from typing import TypeVar
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
@@ -82,6 +82,25 @@ def to_pem(cert: x509.Certificate) -> str:
     return cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
+def well_formed(cert: x509.Certificate) -> x509.Certificate:
+    """``cert`` once its names and extensions were read; ``ValueError`` if one does not.
+
+    ``cryptography`` parses these lazily: a certificate that loads may still raise on
+    ``.extensions`` (``DuplicateExtension``, a malformed extension, which are not
+    ``ValueError``), and every check here reads them. Reading them once at the edge turns
+    what a caller presents or uploads into a refusal with a reason, never a 500."""
+    try:
+        _ = cert.subject, cert.issuer, cert.extensions
+    except Exception as exc:  # any of cryptography's parse errors: the input is malformed
+        raise ValueError(str(exc) or type(exc).__name__) from exc
+    return cert
+
+
+def load_der(der: bytes) -> x509.Certificate:
+    """One DER certificate, well formed (``well_formed``); ``ValueError`` otherwise."""
+    return well_formed(x509.load_der_x509_certificate(der))
+
+
 def parse_pem_certificates(
     pem: str | bytes, *, what: str = "certificate_pem"
 ) -> list[x509.Certificate]:
@@ -91,7 +110,7 @@ def parse_pem_certificates(
     if b"-----BEGIN CERTIFICATE-----" not in data:
         raise InvalidInput(f"{what} holds no PEM certificate (-----BEGIN CERTIFICATE-----)")
     try:
-        certs = x509.load_pem_x509_certificates(data)
+        certs = [well_formed(c) for c in x509.load_pem_x509_certificates(data)]
     except ValueError as exc:
         raise InvalidInput(f"{what} is not a valid PEM certificate: {exc}") from exc
     if not certs:
@@ -153,8 +172,8 @@ def signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     """Whether ``issuer``'s key made ``cert``'s signature (and the names chain)."""
     try:
         cert.verify_directly_issued_by(issuer)
-    except (InvalidSignature, ValueError, TypeError):
-        return False
+    except (InvalidSignature, UnsupportedAlgorithm, ValueError, TypeError):
+        return False  # an issuer key of a type we cannot use vouches for nothing
     return True
 
 
@@ -210,8 +229,10 @@ def verify_chain(
     if refused is not None:
         return refused
     trusted = {fingerprint(a): a for a in anchors}
-    pool = [*trusted.values(), *chain[1:]]
-    found = _walk((leaf,), trusted, pool, at=at)
+    # One candidate per DER, anchors first (an anchor the chain repeats is the anchor).
+    presented = {fingerprint(c): c for c in chain[1:]}
+    pool = [*trusted.items(), *((fp, c) for fp, c in presented.items() if fp not in trusted)]
+    found = _Walk(trusted, pool, at=at).walk(((fingerprint(leaf), leaf),))
     if isinstance(found, Verified):
         return found
     return found or Refused(
@@ -221,39 +242,69 @@ def verify_chain(
     )
 
 
-def _walk(
-    path: tuple[x509.Certificate, ...],
-    trusted: Mapping[str, x509.Certificate],
-    pool: Sequence[x509.Certificate],
-    *,
-    at: datetime,
-) -> Verified | Refused | None:
+class _Walk:
     """Depth-first over the candidate issuers; the first refusal met on the way is kept
-    so an expired CA is reported as such, not as an untrusted chain."""
-    current = path[-1]
-    if len(path) > MAX_DEPTH:
-        return None
-    first: Refused | None = None
-    for candidate in pool:
-        if any(candidate is p for p in path) or candidate.subject != current.issuer:
-            continue
-        if not (may_sign_certificates(candidate) and signed_by(current, candidate)):
-            continue
-        limit = _path_length(candidate)
-        if limit is not None and len(path) - 1 > limit:
-            continue  # more CAs below it than its pathLenConstraint allows
-        invalid = validity_failure(candidate, at=at)
-        if invalid is not None:
-            first = first or invalid
-            continue
-        extended = (*path, candidate)
-        if fingerprint(candidate) in trusted:
-            return Verified(extended)
-        deeper = _walk(extended, trusted, pool, at=at)
-        if isinstance(deeper, Verified):
-            return deeper
-        first = first or deeper
-    return first
+    so an expired CA is reported as such, not as an untrusted chain.
+
+    The caller chooses the intermediates (a proxy's chain header carries ten), so the work
+    is bounded: a certificate is expanded again only when reached by a shorter path than
+    before (fewer CAs below it can only loosen pathLen constraints), and each signature is
+    checked once. Without that, nine CA certificates sharing one subject and one key make
+    every ordering a path: 60,480 of them, seconds of CPU for one request."""
+
+    def __init__(
+        self,
+        trusted: Mapping[str, x509.Certificate],
+        pool: Sequence[tuple[str, x509.Certificate]],
+        *,
+        at: datetime,
+    ) -> None:
+        self.trusted = trusted
+        self.pool = pool
+        self.at = at
+        self.expanded: dict[str, int] = {}
+        self.signatures: dict[tuple[str, str], bool] = {}
+
+    def signed(self, cert: tuple[str, x509.Certificate], by: tuple[str, x509.Certificate]) -> bool:
+        key = (cert[0], by[0])
+        known = self.signatures.get(key)
+        if known is None:
+            known = self.signatures[key] = may_sign_certificates(by[1]) and signed_by(
+                cert[1], by[1]
+            )
+        return known
+
+    def walk(self, path: tuple[tuple[str, x509.Certificate], ...]) -> Verified | Refused | None:
+        current = path[-1]
+        if len(path) > MAX_DEPTH:
+            return None
+        shortest = self.expanded.get(current[0])
+        if shortest is not None and shortest <= len(path):
+            return None  # explored already from a path at least this short
+        self.expanded[current[0]] = len(path)
+        on_path = {fp for fp, _ in path}
+        first: Refused | None = None
+        for candidate in self.pool:
+            fp, cert = candidate
+            if fp in on_path or cert.subject != current[1].issuer:
+                continue
+            if not self.signed(current, candidate):
+                continue
+            limit = _path_length(cert)
+            if limit is not None and len(path) - 1 > limit:
+                continue  # more CAs below it than its pathLenConstraint allows
+            invalid = validity_failure(cert, at=self.at)
+            if invalid is not None:
+                first = first or invalid
+                continue
+            extended = (*path, candidate)
+            if fp in self.trusted:
+                return Verified(tuple(c for _, c in extended))
+            deeper = self.walk(extended)
+            if isinstance(deeper, Verified):
+                return deeper
+            first = first or deeper
+        return first
 
 
 # ---------------------------------------------------------------- pins and mappings

@@ -110,7 +110,7 @@ def identify(
     ):
         return entry.identified
     try:
-        chain = [x509.load_der_x509_certificate(der) for der in presented.chain]
+        chain = [verification.load_der(der) for der in presented.chain]
     except ValueError as exc:
         return NotIdentified(
             CertificateFailure.unparseable, f"the certificate does not parse: {exc}"

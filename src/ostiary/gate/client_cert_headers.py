@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-from cryptography import x509
+from ostiary.certificates import verification
 
 #: Which header a proxy uses (lower-case names, as in the ASGI scope).
 NGINX = b"x-ssl-client-cert"
@@ -85,7 +85,7 @@ def parse(name: bytes, values: Sequence[bytes], chain_values: Sequence[bytes] = 
 
 def _check_der(der: bytes) -> None:
     try:
-        x509.load_der_x509_certificate(der)
+        verification.load_der(der)
     except ValueError:
         raise Malformed("not an X.509 certificate") from None
 

@@ -280,12 +280,14 @@ class ProxyHeadersMiddleware:
             proto = proto.lower()
             if proto in _WS_SCHEMES:
                 scope["scheme"] = _WS_SCHEMES[proto] if scope["type"] == "websocket" else proto
+        # The TCP connection's own certificate is the proxy's: dropped before anything else,
+        # so no client-certificate header (believed or not) can leave it standing as the
+        # caller's.
+        tls = scope.get("extensions", {}).get("tls")
+        if tls and tls.get(SOURCE_KEY) == "tls" and tls.get(PRESENTED_KEY) is not None:
+            scope["extensions"] = {**scope["extensions"], "tls": extension((), "proxy")}
         if certificates:
             self._forward_certificate(scope, certificates)
-        else:
-            tls = scope.get("extensions", {}).get("tls")
-            if tls and tls.get(SOURCE_KEY) == "tls" and tls.get(PRESENTED_KEY) is not None:
-                scope["extensions"] = {**scope["extensions"], "tls": extension((), "proxy")}
 
     def _forward_certificate(self, scope: Scope, headers: list[tuple[bytes, bytes]]) -> None:
         """The configured header's certificate into the scope; any other one named as ignored."""

@@ -140,7 +140,7 @@ def _refuse(reason: str) -> InvalidClient:
 
 def _parsed(certificate: PresentedCertificate) -> list[x509.Certificate]:
     try:
-        return [x509.load_der_x509_certificate(der) for der in certificate.chain]
+        return [verification.load_der(der) for der in certificate.chain]
     except ValueError as exc:
         raise _refuse(f"the client certificate does not parse: {exc}") from exc
 

@@ -8,7 +8,7 @@ whole CPU budget is ~0.2 ms, that was ~10 % of it (benchmarks/README.md). ``HotP
 tries its few routes first (Starlette's own matching, so path parameters and methods mean
 what they mean in the router) and, on a full match, calls the endpoint directly, wrapped
 only in what it still needs: request metrics and the access log
-(``ObservabilityMiddleware.observe``) and a last-resort 500 in the API's error shape. Everything
+(``ops.RequestLog``) and a last-resort 500 in the API's error shape. Everything
 else, a wrong method on a hot path included, goes through the full stack, unchanged. A hot
 endpoint handles its own errors (RFC 6749 errors at the token endpoint, 401/403/413/503 at
 the runtime, a 503 without the store at both) and limits its own body.
@@ -25,7 +25,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ostiary.ops import Metrics, ObservabilityMiddleware
+from ostiary.ops import Metrics, RequestLog
 
 log = logging.getLogger("ostiary.hot_paths")
 
@@ -39,8 +39,9 @@ class HotPaths:
         # trying the runtime's pattern on every token request cost ~2 % of it.
         self.exact = {r.path: r for r in routes if "{" not in r.path}
         self.patterns = tuple(r for r in routes if "{" in r.path)
-        # Its counters and access log, without its ``send`` wrapper (see ``_serve``).
-        self.metrics = ObservabilityMiddleware(app, metrics=metrics)
+        # The framework stack's counters and access log, without a ``send`` wrapper: the
+        # status is known before sending (``_serve``).
+        self.log = RequestLog(metrics)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -70,4 +71,4 @@ class HotPaths:
             status = response.status_code  # known before sending: no ``send`` wrapper
             await response(scope, receive, send)
         finally:
-            self.metrics.observe(scope, status, started)
+            self.log.observe(scope, status, started)

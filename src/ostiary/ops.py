@@ -56,17 +56,41 @@ def _area(path: str) -> str:
     )
 
 
-class ObservabilityMiddleware:
-    """Counts and times every request, and writes an access log line without query strings
-    (activation and reset links carry single-use secrets there)."""
+class RequestLog:
+    """Counts and times answered requests, and writes the access log line without query
+    strings (activation and reset links carry single-use secrets there)."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        self.app = app
+    def __init__(self, metrics: Metrics) -> None:
         self.metrics = metrics
         # The labelled children, looked up once: ``labels()`` costs a few µs per request,
         # a measurable part of the token endpoint's (benchmarks/README.md).
         self._counted: dict[tuple[str, str, int], Any] = {}
         self._timed: dict[str, Any] = {}
+
+    def observe(self, scope: Scope, status: int, started: float) -> None:
+        """One answered request (``started``: its ``perf_counter``)."""
+        elapsed = time.perf_counter() - started
+        area = _area(scope["path"])
+        key = (scope["method"], area, status)
+        counter = self._counted.get(key)
+        if counter is None:
+            counter = self.metrics.requests.labels(key[0], area, str(status))
+            if len(self._counted) < 1000:  # methods are the client's to choose
+                self._counted[key] = counter
+        counter.inc()
+        timer = self._timed.get(area)
+        if timer is None:
+            timer = self._timed[area] = self.metrics.latency.labels(area)
+        timer.observe(elapsed)
+        access_log.info("%s %s %s %.1fms", scope["method"], scope["path"], status, elapsed * 1000)
+
+
+class ObservabilityMiddleware:
+    """``RequestLog`` for every request through the framework's stack."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.log = RequestLog(metrics)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -84,25 +108,7 @@ class ObservabilityMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            self.observe(scope, status, started)
-
-    def observe(self, scope: Scope, status: int, started: float) -> None:
-        """Count and time one answered request (``started``: its ``perf_counter``), and
-        write its access log line."""
-        elapsed = time.perf_counter() - started
-        area = _area(scope["path"])
-        key = (scope["method"], area, status)
-        counter = self._counted.get(key)
-        if counter is None:
-            counter = self.metrics.requests.labels(key[0], area, str(status))
-            if len(self._counted) < 1000:  # methods are the client's to choose
-                self._counted[key] = counter
-        counter.inc()
-        timer = self._timed.get(area)
-        if timer is None:
-            timer = self._timed[area] = self.metrics.latency.labels(area)
-        timer.observe(elapsed)
-        access_log.info("%s %s %s %.1fms", scope["method"], scope["path"], status, elapsed * 1000)
+            self.log.observe(scope, status, started)
 
 
 class BodyLimitMiddleware:

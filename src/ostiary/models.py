@@ -3,6 +3,7 @@
 from ostiary.access import models as access_models
 from ostiary.audit import models as audit_models
 from ostiary.certificates import models as certificate_models
+from ostiary.credentials import models as credential_models
 from ostiary.db import Base
 from ostiary.gate import models as gate_models
 from ostiary.identity import models as identity_models
@@ -16,6 +17,7 @@ __all__ = [
     "access_models",
     "audit_models",
     "certificate_models",
+    "credential_models",
     "gate_models",
     "identity_models",
     "mail_models",

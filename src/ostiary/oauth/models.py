@@ -97,6 +97,9 @@ class ClientSecret(Base):
     created_at: Mapped[datetime]
     #: The secret stops working at this time (set when a rotation retires it).
     expires_at: Mapped[datetime | None]
+    #: Last use of this very secret at the token endpoint, and from where (flushed).
+    last_used_at: Mapped[datetime | None]
+    last_address: Mapped[str | None] = mapped_column(String(64))
 
 
 class SigningKey(Base):

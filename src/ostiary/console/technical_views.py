@@ -234,6 +234,7 @@ def inventory(
                 search=search.strip(),
                 limit=PAGE_SIZE + 1,
                 after=after or None,
+                now=ctx.clock.now(),
             )
     except OstiaryError as exc:
         return problem(request, ctx, seen, exc)

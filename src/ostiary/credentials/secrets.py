@@ -13,10 +13,11 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ostiary.clock import as_utc
 from ostiary.context import AppContext
 from ostiary.credentials.models import SecretStatus, TechnicalUserSecret
 from ostiary.credentials.naming import legacy_secret_id, new_secret_id
-from ostiary.crypto import generate_secret
+from ostiary.crypto import constant_time_equals, generate_secret
 from ostiary.identity.models import User
 from ostiary.identity.service import KEYED_PREFIX
 
@@ -80,3 +81,44 @@ def add_secret(
     user.updated_at = now
     session.flush()
     return NewSecret(row, secret)
+
+
+def verify_current(
+    session: Session, ctx: AppContext, *, user: User, password: str, now: datetime
+) -> bool:
+    """Whether ``password`` is one of the user's working secrets (to change it: the gate
+    authenticates callers, ``ostiary.gate.authenticators``)."""
+    digest = ctx.secret_hasher.hash(password)
+    found = False
+    for row in secrets_of(session, user=user):
+        if row.status is not SecretStatus.active:
+            continue
+        if row.expires_at is not None and as_utc(row.expires_at) <= now:
+            continue
+        if row.secret_hash.startswith(KEYED_PREFIX):
+            found |= constant_time_equals(digest, row.secret_hash.removeprefix(KEYED_PREFIX))
+        elif ctx.passwords.verify(row.secret_hash, password):
+            found = True
+    return found
+
+
+def replace_with_chosen(session: Session, ctx: AppContext, *, user: User, new_hash: str) -> None:
+    """A technical user chose its own password (``POST /api/v1/me/password``): it replaces
+    every secret at once, like a reset, and is throttled like a person's from now on."""
+    now = ctx.clock.now()
+    for row in secrets_of(session, user=user):
+        if row.expires_at is None or as_utc(row.expires_at) > now:
+            row.expires_at = now
+    session.add(
+        TechnicalUserSecret(
+            secret_id=new_secret_id(user.user_id),
+            user_id=user.id,
+            secret_hash=new_hash,
+            status=SecretStatus.active,
+            created_at=now,
+            expires_at=None,
+        )
+    )
+    user.password_changed_at = now
+    user.updated_at = now
+    session.flush()

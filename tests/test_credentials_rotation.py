@@ -5,10 +5,13 @@ is recorded per credential, flushed, never written per request."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from typing import Any
 
+import jwt
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -245,3 +248,74 @@ def test_client_secret_overlap_expiry_and_last_use_at_the_token_endpoint(life: L
     assert datetime.fromisoformat(by_status["active"]["last_used_at"]) == life.clock.now()
     assert by_status["expired"]["last_used_at"] is not None  # its last use before its end
     assert by_status["active"]["last_address"] == "testclient"
+
+
+def test_client_keys_rotate_with_overlap_and_keep_last_use_per_key(life: Life) -> None:
+    keys = {kid: ec.generate_private_key(ec.SECP256R1()) for kid in ("k1", "k2")}
+
+    def public(kid: str) -> dict[str, Any]:
+        jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(keys[kid].public_key()))
+        return {**jwk, "kid": kid, "alg": "ES256"}
+
+    made = life.client.post(
+        f"{API}/acme/oauth-clients",
+        headers=life.root,
+        json={"user_id": life.sender, "description": "d", "jwks": {"keys": [public("k1")]}},
+    )
+    assert made.status_code == 201, made.text
+    client_id = made.json()["client_id"]
+    jti = iter(range(100))
+
+    def token(kid: str) -> Any:
+        now = int(life.clock.now().timestamp())
+        assertion = jwt.encode(
+            {
+                "iss": client_id,
+                "sub": client_id,
+                "aud": "http://testserver/oauth/token",
+                "jti": f"j{next(jti)}",
+                "exp": now + 60,
+            },
+            keys[kid],
+            algorithm="ES256",
+            headers={"kid": kid},
+        )
+        return life.client.post(
+            "/oauth/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                "client_assertion": assertion,
+            },
+        )
+
+    assert token("k1").status_code == 200
+    url = f"{API}/acme/oauth-clients/{client_id}/keys"
+    private = {**public("k2"), "d": "AAAA"}
+    assert life.client.post(url, headers=life.root, json={"jwk": private}).status_code == 400
+    duplicate = life.client.post(url, headers=life.root, json={"jwk": public("k1")})
+    assert duplicate.status_code == 400
+    until = life.clock.now() + timedelta(hours=1)
+    rotated = life.client.post(
+        url, headers=life.root, json={"jwk": public("k2"), "old_valid_until": until.isoformat()}
+    )
+    assert rotated.status_code == 201, rotated.text
+    assert rotated.json()["credential_id"] == f"{client_id}.k-k2"
+    assert token("k1").status_code == 200 and token("k2").status_code == 200
+    used_k1 = life.clock.now()
+    life.clock.advance(timedelta(hours=1))
+    assert token("k1").status_code == 401
+    assert token("k2").status_code == 200
+    [expired] = life.events("credential:expired")
+    assert expired.detail["reason"].startswith(f"credential expired: {client_id}.k-k1")
+    listed = {
+        c["credential_id"]: c for c in life.credentials(life.sender) if c["kind"] == "client_key"
+    }
+    assert {k: v["status"] for k, v in listed.items()} == {
+        f"{client_id}.k-k1": "expired",
+        f"{client_id}.k-k2": "active",
+    }
+    k1, k2 = listed[f"{client_id}.k-k1"], listed[f"{client_id}.k-k2"]
+    assert datetime.fromisoformat(k1["last_used_at"]) == used_k1
+    assert datetime.fromisoformat(k2["last_used_at"]) == life.clock.now()
+    assert k2["last_address"] == "testclient" and k2["expires_at"] is None

@@ -117,6 +117,8 @@ class ClientFacts:
     certificate_fingerprint: str | None = None
     #: The credential ID of each of ``secrets``, in the same order (last use per secret).
     secret_ids: tuple[str, ...] = ()
+    #: (kid, end) of registered keys that end (``private_key_jwt`` overlap rotation).
+    key_expiry: tuple[tuple[str, datetime], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -253,6 +255,7 @@ READ_MODEL: Mapping[str, frozenset[str]] = {
         }
     ),
     "oauth_client_secrets": frozenset({"id", "client_id", "secret_hash", "expires_at"}),
+    "oauth_client_keys": frozenset({"client_id", "kid", "expires_at"}),
     "signing_keys": frozenset(
         {
             "kid",
@@ -464,7 +467,17 @@ def _expiry_days(session: Session) -> dict[UserKind, int | None]:
 def _load_oauth(
     session: Session, subdomains: dict[uuid.UUID, str]
 ) -> tuple[dict[str, ClientFacts], tuple[KeyFacts, ...], dict[str, datetime]]:
+    from ostiary.credentials.models import ClientKey
     from ostiary.credentials.naming import client_secret_id
+
+    ending: dict[uuid.UUID, list[tuple[str, datetime]]] = {}
+    for owner, kid, ends in session.execute(
+        select(ClientKey.client_id, ClientKey.kid, ClientKey.expires_at).where(
+            ClientKey.expires_at.is_not(None)
+        )
+    ):
+        if ends is not None:
+            ending.setdefault(owner, []).append((kid, ends))
     from ostiary.oauth.models import (
         ClientSecret,
         ClientStatus,
@@ -501,6 +514,7 @@ def _load_oauth(
             c.tls_client_auth_subject_dn,
             c.certificate_fingerprint,
             tuple(client_secret_id(c.client_id, row) for row in secret_rows.get(c.id, ())),
+            tuple(ending.get(c.id, ())),
         )
         for c in session.execute(
             # Named columns, not the entity: last use (flushed every few seconds) and the

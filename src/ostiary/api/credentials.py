@@ -5,7 +5,7 @@ rotation of secrets, and a sub-account's maximum validity. Thin: parse, call
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
@@ -15,9 +15,10 @@ from ostiary.api.authn import Principal, authenticated
 from ostiary.api.deps import Cursor, Limit, Page, authorized, context, paginate
 from ostiary.api.users import _managed as managed
 from ostiary.context import AppContext
-from ostiary.credentials import rotation
+from ostiary.credentials import client_keys, rotation
 from ostiary.credentials.service import listing
 from ostiary.db import transaction
+from ostiary.oauth import clients
 
 router = APIRouter(prefix="/api/v1", tags=["credentials"])
 Ctx = Annotated[AppContext, Depends(context)]
@@ -56,6 +57,23 @@ class CredentialOut(BaseModel):
     status: str
     last_used_at: datetime | None
     last_address: str | None
+
+
+class KeyRotateIn(BaseModel):
+    """A new public key for ``private_key_jwt``; the current keys work until
+    ``old_valid_until`` (default: they stop now)."""
+
+    jwk: dict[str, Any]
+    old_valid_until: datetime | None = None
+
+
+class KeyRotatedOut(BaseModel):
+    """The new key's credential ID and the end of the earlier keys."""
+
+    client_id: str
+    credential_id: str
+    kid: str
+    old_valid_until: datetime
 
 
 class PolicyIn(BaseModel):
@@ -112,6 +130,39 @@ def revoke_secret(user_id: str, secret_id: str, ctx: Ctx, principal: Caller) -> 
     with transaction(ctx.sessions) as session:
         actor, user = managed(session, principal, user_id)
         rotation.revoke(session, ctx, actor=actor, user=user, secret_id=secret_id)
+
+
+@router.post(
+    "/subaccounts/{subdomain}/oauth-clients/{client_id}/keys",
+    status_code=201,
+    response_model=KeyRotatedOut,
+)
+def rotate_client_key(
+    subdomain: str, client_id: str, body: KeyRotateIn, ctx: Ctx, principal: Caller
+) -> KeyRotatedOut:
+    """Overlap rotation of a client's JWK set: the new key now, the old ones until
+    ``old_valid_until``."""
+    with authorized(ctx, principal, subdomain, Permission.credentials_write, write=True) as (
+        session,
+        subaccount,
+        actor,
+    ):
+        client = clients.get(session, subaccount=subaccount, client_id=client_id)
+        made = client_keys.rotate(
+            session,
+            ctx,
+            actor=actor.user_id,
+            subaccount=subaccount,
+            client=client,
+            jwk=body.jwk,
+            old_valid_until=body.old_valid_until,
+        )
+    return KeyRotatedOut(
+        client_id=client_id,
+        credential_id=made.credential_id,
+        kid=made.kid,
+        old_valid_until=made.old_valid_until,
+    )
 
 
 @router.get("/subaccounts/{subdomain}/credential-policy", response_model=PolicyOut)

@@ -55,3 +55,4 @@ class AuditAction(StrEnum):
     technical_user_secret_revoked = "user:technical:secret_revoked"
     credential_policy_changed = "subaccount:credential_policy:changed"
     credential_expired = "credential:expired"
+    oauth_client_key_rotated = "subaccount:oauth_client:key_rotated"

@@ -61,6 +61,23 @@ def max_validity(session: Session, *, user: User) -> timedelta | None:
     return timedelta(days=min(days)) if days else None
 
 
+def check_overlap(*, now: datetime, old_valid_until: datetime | None) -> datetime:
+    """Until when the credentials being replaced keep working (``None``: they end now), or
+    ``InvalidInput`` naming the limit; the same for every kind that rotates here."""
+    if old_valid_until is None:
+        return now
+    if old_valid_until.tzinfo is None:
+        raise InvalidInput("old_valid_until must carry a time zone")
+    if old_valid_until < now:
+        raise InvalidInput("old_valid_until must not be in the past")
+    if old_valid_until > now + MAX_OVERLAP:
+        raise InvalidInput(
+            f"old_valid_until may be at most {MAX_OVERLAP.days} days ahead: an overlap is a "
+            "grace period for switching senders, not a second lifetime"
+        )
+    return old_valid_until
+
+
 def check_expiry(
     session: Session, *, user: User, now: datetime, expires_at: datetime | None
 ) -> datetime | None:
@@ -94,17 +111,7 @@ def rotate(
     """Give ``user`` a new secret; the earlier ones work until ``old_valid_until``."""
     require_manager(session, actor=actor, user=user)
     now = ctx.clock.now()
-    if old_valid_until is None:
-        old_valid_until = now
-    elif old_valid_until.tzinfo is None:
-        raise InvalidInput("old_valid_until must carry a time zone")
-    elif old_valid_until < now:
-        raise InvalidInput("old_valid_until must not be in the past")
-    elif old_valid_until > now + MAX_OVERLAP:
-        raise InvalidInput(
-            f"old_valid_until may be at most {MAX_OVERLAP.days} days ahead: an overlap is a "
-            "grace period for switching senders, not a second lifetime"
-        )
+    old_valid_until = check_overlap(now=now, old_valid_until=old_valid_until)
     expires = check_expiry(session, user=user, now=now, expires_at=expires_at)
     ended = []
     for row in secrets_of(session, user=user):

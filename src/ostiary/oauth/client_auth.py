@@ -236,6 +236,16 @@ class ClientAuthenticator:
             raise InvalidClient(
                 "client authentication failed", reason=f"assertion: {type(exc).__name__}"
             ) from exc
+        credential_id = client_key_id(client_id, kid)
+        expired = expiry_refusal(
+            credential_id, dict(client.key_expiry).get(kid), now, user_id=client.user_id
+        )
+        if expired is not None:  # signed by a key whose overlap has ended
+            raise InvalidClient(
+                "client authentication failed",
+                reason=expired.reason,
+                expired_credential=expired.expired_credential,
+            )
         stamp = now.timestamp()
         if claims["sub"] != client_id:
             raise InvalidClient("client authentication failed", reason="sub is not client_id")
@@ -259,7 +269,7 @@ class ClientAuthenticator:
         )
         if not first:
             raise InvalidClient("client authentication failed", reason="assertion replayed")
-        return client, client_key_id(client_id, kid)
+        return client, credential_id
 
     async def _client_key(self, client: ClientFacts, kid: object) -> tuple[Any, str]:
         """The public key the assertion names, and its ``kid`` (``#n``: by position)."""

@@ -267,6 +267,8 @@ class OAuthServer:
             uses.touch(f"client:{client.client.client_id}", now)
             if client.credential_id in client.client.secret_ids:
                 uses.touch_client_secret(client.credential_id, now, _address(request))
+            elif client.method == "private_key_jwt":
+                uses.touch_client_key(client.credential_id, now, _address(request))
         except OAuthError as exc:
             return exc.response()
         return _TokenAnswer(_JSON.encode(body).encode())

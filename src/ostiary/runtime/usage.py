@@ -3,7 +3,8 @@ seconds: the hot paths never write a row just to say "used" (issue 11 item 4).
 
 Keys name what was used: a user ID, ``client:{client_id}`` (an OAuth client),
 ``cert:{certificate_id}``, ``secret:{secret_id}`` (a technical user's secret) and
-``client_secret:{credential_id}`` (one secret of a client); credentials also keep the
+``client_secret:{credential_id}`` (one secret of a client), ``client_key:{credential_id}``
+(one key of its JWK set); credentials also keep the
 address of their newest use.
 """
 
@@ -50,6 +51,10 @@ class LastUse:
     def touch_client_secret(self, credential_id: str, when: datetime, address: str) -> None:
         """Remember a use of one secret of an OAuth client (``naming.client_secret_id``)."""
         self._touch_at(f"client_secret:{credential_id}", when, address)
+
+    def touch_client_key(self, credential_id: str, when: datetime, address: str) -> None:
+        """Remember a use of one key of a client's JWK set (``naming.client_key_id``)."""
+        self._touch_at(f"client_key:{credential_id}", when, address)
 
     def touch_principal(self, principal: Principal, when: datetime, address: str) -> None:
         """Remember a use of the caller and of the credential it proved itself with, at
@@ -109,6 +114,8 @@ class LastUse:
                 )
             elif kind == "client_secret":
                 _flush_client_secret(session, name, when, address)
+            elif kind == "client_key":
+                _flush_client_key(session, name, when, address)
             elif kind == "client":
                 session.execute(
                     update(OAuthClient)
@@ -154,3 +161,24 @@ def _flush_client_secret(
             )
             .values(last_used_at=when, last_address=address)
         )
+
+
+def _flush_client_key(
+    session: Session, credential_id: str, when: datetime, address: str | None
+) -> None:
+    """A client key is named ``<client ID>.k-<kid>`` (``naming``); keys fetched from a
+    ``jwks_uri`` have no row and keep only the client's last use."""
+    from ostiary.credentials.models import ClientKey
+    from ostiary.oauth.models import OAuthClient
+
+    client_id, _, kid = credential_id.partition(".k-")
+    client = select(OAuthClient.id).where(OAuthClient.client_id == client_id).scalar_subquery()
+    session.execute(
+        update(ClientKey)
+        .where(
+            ClientKey.client_id == client,
+            ClientKey.kid == kid,
+            or_(ClientKey.last_used_at.is_(None), ClientKey.last_used_at < when),
+        )
+        .values(last_used_at=when, last_address=address)
+    )

@@ -243,7 +243,18 @@ def certificate(
     failures: counted against the address only, never locking anyone out."""
     found = identify(snapshot, presented, subdomain=subdomain, at=now)
     if not isinstance(found, Identified):
-        return Refusal(401, found.reason, found.user_id, failure=certificate_failure(found.user_id))
+        expired = None
+        if found.failure is CertificateFailure.expired:  # audited as credential:expired
+            fingerprint = presented.thumbprint.hex()
+            known = snapshot.certificates.certificate(fingerprint, subdomain)
+            expired = known.certificate_id if known else f"sha256:{fingerprint[:16]}"
+        return Refusal(
+            401,
+            found.reason,
+            found.user_id,
+            failure=certificate_failure(found.user_id),
+            expired_credential=expired,
+        )
     user = snapshot.users.get(found.user_id)
     refused = certificate_user_refusal(user, named=found.user_id)
     if refused is not None:

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from ostiary.access.permissions import Permission
 from ostiary.api.authn import Principal, authenticated
 from ostiary.api.deps import Cursor, Limit, Page, authorized, context, paginate
-from ostiary.api.users import _managed as managed
+from ostiary.api.users import managed
 from ostiary.context import AppContext
 from ostiary.credentials import client_keys, rotation
 from ostiary.credentials.service import listing

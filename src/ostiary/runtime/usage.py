@@ -59,11 +59,20 @@ class LastUse:
     def touch_principal(self, principal: Principal, when: datetime, address: str) -> None:
         """Remember a use of the caller and of the credential it proved itself with, at
         any entry point (runtime, admin API)."""
-        self.touch(principal.user_id, when)
+        credential = None
         if principal.method is Method.certificate and principal.credential_id:
-            self.touch_certificate(principal.credential_id, when, address)
+            credential = f"cert:{principal.credential_id}"
         elif principal.method is Method.basic and principal.kind is UserKind.technical:
-            self.touch_secret(principal.credential_id, when, address)
+            credential = f"secret:{principal.credential_id}"
+        user_id = principal.user_id
+        with self._lock:  # once per request on the hot path: one lock for both
+            if user_id not in self._seen or self._seen[user_id] < when:
+                self._seen[user_id] = when
+            if credential is not None and (
+                credential not in self._seen or self._seen[credential] < when
+            ):
+                self._seen[credential] = when
+                self._addresses[credential] = address[:64]
 
     def take(self) -> dict[str, datetime]:
         """Everything remembered, forgetting it (see ``take_all``)."""

@@ -9,7 +9,6 @@ alike, without a per-request query.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import uuid
@@ -25,6 +24,12 @@ from ostiary.access import versions
 from ostiary.access.certificate_facts import CertificateModel, load_certificates
 from ostiary.access.decision import Grants
 from ostiary.access.models import RoleCollection, RoleCollectionAssignment, RoleCollectionRole
+from ostiary.access.secret_facts import (
+    SecretFacts,
+    load_secrets,
+    password_credential_id,
+    secrets_of,
+)
 from ostiary.identity.models import User, UserKind, UserStatus
 from ostiary.tenancy.models import Member, Subaccount
 
@@ -32,17 +37,6 @@ if TYPE_CHECKING:
     from ostiary.oauth.models import AuthMethod
 
 log = logging.getLogger("ostiary.access")
-
-
-@dataclass(frozen=True)
-class SecretFacts:
-    """One generated secret of a technical user (``credentials.models.TechnicalUserSecret``)."""
-
-    secret_id: str
-    #: As stored: ``KEYED_PREFIX`` + HMAC, or argon2 (a converted person's own password).
-    stored: str
-    #: It stops working at this time (``None``: no expiry).
-    expires_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -63,12 +57,6 @@ class UserFacts:
     password_expires_at: datetime | None = None
     #: A technical user's active secrets, oldest first (several during an overlap).
     secrets: tuple[SecretFacts, ...] = ()
-
-
-def password_credential_id(user_id: str, password_hash: str | None) -> str:
-    """A stable name for a user's password credential: ``pwd-<user>-<10 hex of its hash>``."""
-    digest = hashlib.sha256((password_hash or "").encode()).hexdigest()[:10]
-    return f"pwd-{user_id}-{digest}"
 
 
 @dataclass(frozen=True)
@@ -312,7 +300,7 @@ def load(session: Session) -> GrantSnapshot:
 
     version = versions.current(session)
     expiry = _expiry_days(session)
-    secrets = _technical_secrets(session)
+    secrets = load_secrets(session)
     users: dict[str, UserFacts] = {}
     emails: dict[str, str] = {}
     for u in session.execute(
@@ -339,7 +327,7 @@ def load(session: Session) -> GrantSnapshot:
             u.password_changed_at + timedelta(days=days)
             if days is not None and u.password_changed_at is not None
             else None,
-            _secrets_of(u.id, u.user_id, u.kind, u.password_hash, secrets),
+            secrets_of(u.id, u.user_id, u.kind, u.password_hash, secrets),
         )
         if u.kind is UserKind.person and u.email_normalized:
             emails[u.email_normalized] = u.user_id
@@ -410,45 +398,6 @@ def load(session: Session) -> GrantSnapshot:
             session, by_id, {facts.id: facts.user_id for facts in users.values()}
         ),
     )
-
-
-def _technical_secrets(session: Session) -> dict[uuid.UUID, list[SecretFacts]]:
-    """Active secrets of technical users by user, oldest first (revoked ones are gone)."""
-    from ostiary.credentials.models import SecretStatus, TechnicalUserSecret
-
-    found: dict[uuid.UUID, list[SecretFacts]] = {}
-    for row in session.execute(
-        select(
-            TechnicalUserSecret.user_id,
-            TechnicalUserSecret.secret_id,
-            TechnicalUserSecret.secret_hash,
-            TechnicalUserSecret.expires_at,
-        )
-        .where(TechnicalUserSecret.status == SecretStatus.active)
-        .order_by(TechnicalUserSecret.created_at, TechnicalUserSecret.secret_id)
-    ):
-        found.setdefault(row.user_id, []).append(
-            SecretFacts(row.secret_id, row.secret_hash, row.expires_at)
-        )
-    return found
-
-
-def _secrets_of(
-    row_id: uuid.UUID,
-    user_id: str,
-    kind: UserKind,
-    password_hash: str | None,
-    secrets: dict[uuid.UUID, list[SecretFacts]],
-) -> tuple[SecretFacts, ...]:
-    """A technical user's secrets: its rows; without any, a hash the previous release wrote
-    into ``users.password_hash`` during a rolling upgrade (migration 0008), by its old name."""
-    if kind is not UserKind.technical:
-        return ()
-    if row_id in secrets:
-        return tuple(secrets[row_id])
-    if password_hash:
-        return (SecretFacts(password_credential_id(user_id, password_hash), password_hash, None),)
-    return ()
 
 
 def _expiry_days(session: Session) -> dict[UserKind, int | None]:

@@ -28,7 +28,8 @@ from datetime import datetime
 
 import anyio.to_thread
 
-from ostiary.access.snapshot import GrantSnapshot, SecretFacts, UserFacts
+from ostiary.access.secret_facts import SecretFacts
+from ostiary.access.snapshot import GrantSnapshot, UserFacts
 from ostiary.context import AppContext
 from ostiary.crypto import constant_time_equals
 from ostiary.db import transaction

@@ -14,6 +14,7 @@ from ostiary.access.permissions import Permission
 from ostiary.api.deps import authorize, context
 from ostiary.certificates import service as certificate_service
 from ostiary.console.guard import authorized, page, principal, problem, signed_in
+from ostiary.console.review_views import user_pictures
 from ostiary.console.web import Viewer, check_csrf, redirect, render
 from ostiary.context import AppContext
 from ostiary.db import transaction
@@ -158,6 +159,7 @@ def _detail_page(
             )
             # The admin API's GET /technical-users/{id}/certificates, under the same check.
             certificates = certificate_service.certificates_of_user(session, user=user)
+            pictures = user_pictures(session, ctx=ctx, user=user)
             now = ctx.clock.now()
     except OstiaryError as exc:
         return problem(request, ctx, seen, exc)
@@ -172,6 +174,7 @@ def _detail_page(
         home=home,
         places=places,
         certificates=certificates,
+        pictures=pictures,
         now=now,
     )
 

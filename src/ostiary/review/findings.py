@@ -216,16 +216,15 @@ def _unexercised_roles(session: Session, *, subaccount: Subaccount) -> list[Find
             RoleCollectionRole.role_name.in_(flows),
         )
     ).all()
-    called = set(
-        session.execute(
+    senders = {user_id for user_id, _, _ in assigned}
+    called = {
+        (sender, flow_id)
+        for sender, flow_id in session.execute(
             select(Message.sender, Message.flow_id)
             .distinct()
-            .where(
-                Message.subaccount_id == subaccount.id,
-                Message.sender.in_({user_id for user_id, _, _ in assigned}),
-            )
-        ).tuples()
-    )
+            .where(Message.subaccount_id == subaccount.id, Message.sender.in_(senders))
+        )
+    }
     found = []
     for user_id, collection, role in assigned:
         guarded = flows[role]

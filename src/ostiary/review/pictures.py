@@ -97,7 +97,10 @@ def user_volume(
     session: Session, *, user: User, now: datetime, days: int = VOLUME_DAYS
 ) -> list[VolumeSeries]:
     """Messages ``user`` sent per day, one row per sub-account it sent to."""
-    subdomains = dict(session.execute(select(Subaccount.id, Subaccount.subdomain)).tuples().all())
+    subdomains = {
+        row.id: row.subdomain
+        for row in session.execute(select(Subaccount.id, Subaccount.subdomain))
+    }
     counts: dict[str, list[int]] = {}
     for index, (start, end) in enumerate(_windows(now, days)):
         for sub_id, count in session.execute(

@@ -86,7 +86,7 @@ def expiry_timeline(
         else f"No credential expires in the next {days} days"
     )
     height = TOP + LANE * max(len(lanes), 1) + 30
-    plot = WIDTH - LABEL_WIDTH - 20
+    plot = WIDTH - LABEL_WIDTH - 45  # room for the last date label
     parts = _open(element_id, title, height)
     axis_y = TOP + LANE * max(len(lanes), 1)
     for step in range(0, days + 1, 30 if days >= 60 else max(days // 3, 1)):

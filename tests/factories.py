@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from ostiary.context import AppContext
-from ostiary.crypto import generate_secret
+from ostiary.credentials.secrets import add_secret
 from ostiary.db import transaction
 from ostiary.identity import service as identity
 from ostiary.identity.models import User, UserKind, UserStatus
@@ -70,8 +70,8 @@ def technical_user(
     status: UserStatus = UserStatus.active,
     display_name: str = "Order sender",
 ) -> tuple[User, str]:
-    """A technical user owned by ``owner`` and its generated secret (stored as a keyed hash)."""
-    secret = generate_secret()
+    """A technical user owned by ``owner`` and its generated secret (a keyed hash in a row of
+    ``technical_user_secrets``, made by the credentials service)."""
     now = ctx.clock.now()
     with transaction(ctx.sessions) as session:
         user = User(
@@ -84,7 +84,7 @@ def technical_user(
             given_name="",
             family_name="",
             display_name=display_name,
-            password_hash=identity.KEYED_PREFIX + ctx.secret_hasher.hash(secret),
+            password_hash=None,
             password_changed_at=now,
             owner_id=owner.id,
             created_at=now,
@@ -92,6 +92,8 @@ def technical_user(
             activated_at=now if status is UserStatus.active else None,
         )
         session.add(user)
+        session.flush()
+        secret = add_secret(session, ctx, user=user).secret
     return user, secret
 
 

@@ -245,7 +245,7 @@ def test_technical_user_reset_transfer_and_ownerless_inventory(world: World) -> 
     inventory = world.client.get(f"{API}/acme-test/technical-users", headers=auth).json()["items"]
     row = next(r for r in inventory if r["user_id"] == tu)
     assert row["owner"] == owner.user_id and row["ownerless"] is False
-    assert row["credentials"][0]["kind"] == "password"
+    assert row["credentials"][0]["kind"] == "technical_user_secret"
     # The owner is disabled: the technical user is flagged ownerless.
     world.client.patch(
         f"/api/v1/users/{owner.user_id}", headers=world.root_auth, json={"status": "disabled"}

@@ -67,7 +67,7 @@ class World:
                 str(d.get("reason", ""))
                 for d in s.scalars(
                     select(AuditEvent.detail)
-                    .where(AuditEvent.action == "runtime:denied")
+                    .where(AuditEvent.action.in_(["runtime:denied", "credential:expired"]))
                     .order_by(AuditEvent.id)
                 )
             ]
@@ -184,6 +184,9 @@ def test_the_401_is_the_one_every_authentication_failure_gets(world: World) -> N
 def test_expired_and_not_yet_valid(world: World) -> None:
     world.ctx.clock.advance(timedelta(days=366))  # type: ignore[attr-defined]
     _denied(world, world.call(world.issued_pem), "certificate_expired")
+    with transaction(world.ctx.read_sessions) as s:  # an ended credential, like every kind
+        actions = list(s.scalars(select(AuditEvent.action).order_by(AuditEvent.id)))
+    assert actions[-1] == "credential:expired"
     world.ctx.clock.advance(-timedelta(days=366, minutes=10))  # type: ignore[attr-defined]
     _denied(world, world.call(world.issued_pem), "certificate_not_yet_valid")
 

@@ -352,15 +352,18 @@ def test_mpl_is_newest_first_and_paginated(tenant: Tenant) -> None:
 def test_inventory_shows_last_use_flows_called_and_credentials(tenant: Tenant) -> None:
     assert tenant.send(tenant.sender, tenant.secret).status_code == 200
     runtime = tenant.client.app.state.runtime  # type: ignore[attr-defined]
-    seen = runtime.last_use.take()  # what the 5-second flush would write
+    seen, addresses = runtime.last_use.take_all()  # what the 5-second flush would write
     assert tenant.sender in seen
     with tenant.ctx.sessions() as session, session.begin():
-        LastUse.flush(session, seen)
+        LastUse.flush(session, seen, addresses)
     rows = tenant.client.get(f"{API}/acme/technical-users", headers=tenant.root).json()["items"]
     row = next(r for r in rows if r["user_id"] == tenant.sender)
     assert row["flows_called"] == ["orders/v1"]
     assert row["last_used_at"] is not None
-    assert row["credentials"][0]["kind"] == "password"
+    [secret] = row["credentials"]
+    assert secret["kind"] == "technical_user_secret"
+    assert secret["last_used_at"] == row["last_used_at"]
+    assert secret["last_address"] == "testclient"
 
 
 def test_message_ids_are_unique_time_ordered_uuid7() -> None:

@@ -17,6 +17,7 @@ from starlette.types import ASGIApp
 from ostiary import __version__
 from ostiary.api import access as access_api
 from ostiary.api import certificates as certificates_api
+from ostiary.api import credentials as credentials_api
 from ostiary.api import errors
 from ostiary.api import findings as findings_api
 from ostiary.api import identity as identity_api
@@ -110,6 +111,7 @@ def create_app(settings: Settings, *, ctx: AppContext | None = None) -> FastAPI:
     app.include_router(runtime_api.router)
     app.include_router(oauth_clients_api.router)
     app.include_router(certificates_api.router)
+    app.include_router(credentials_api.router)
     app.include_router(console.router)
     app.include_router(console_tenancy.router)
     app.include_router(console_security.router)

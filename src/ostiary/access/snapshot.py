@@ -35,6 +35,17 @@ log = logging.getLogger("ostiary.access")
 
 
 @dataclass(frozen=True)
+class SecretFacts:
+    """One generated secret of a technical user (``credentials.models.TechnicalUserSecret``)."""
+
+    secret_id: str
+    #: As stored: ``KEYED_PREFIX`` + HMAC, or argon2 (a converted person's own password).
+    stored: str
+    #: It stops working at this time (``None``: no expiry).
+    expires_at: datetime | None
+
+
+@dataclass(frozen=True)
 class UserFacts:
     """What the snapshot knows of one user (the stored hash lets the runtime verify
     credentials without a query)."""
@@ -50,6 +61,8 @@ class UserFacts:
     password_credential_id: str = ""
     #: When the password expires under the policy of the user's kind (``None``: never).
     password_expires_at: datetime | None = None
+    #: A technical user's active secrets, oldest first (several during an overlap).
+    secrets: tuple[SecretFacts, ...] = ()
 
 
 def password_credential_id(user_id: str, password_hash: str | None) -> str:
@@ -102,6 +115,10 @@ class ClientFacts:
     subject_dn: str | None = None
     #: ``self_signed_tls_client_auth``: SHA-256 (hex) of the pinned certificate.
     certificate_fingerprint: str | None = None
+    #: The credential ID of each of ``secrets``, in the same order (last use per secret).
+    secret_ids: tuple[str, ...] = ()
+    #: (kid, end) of registered keys that end (``private_key_jwt`` overlap rotation).
+    key_expiry: tuple[tuple[str, datetime], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -196,6 +213,10 @@ READ_MODEL: Mapping[str, frozenset[str]] = {
         }
     ),
     "password_policies": frozenset({"kind", "expiry_days"}),
+    # Issue 11 (credentials/models.py); last use and address are outside.
+    "technical_user_secrets": frozenset(
+        {"user_id", "secret_id", "secret_hash", "status", "created_at", "expires_at"}
+    ),
     "subaccounts": frozenset({"id", "subdomain", "basic_auth_allowed"}),
     "flows": frozenset(
         {
@@ -233,7 +254,8 @@ READ_MODEL: Mapping[str, frozenset[str]] = {
             "certificate_fingerprint",
         }
     ),
-    "oauth_client_secrets": frozenset({"client_id", "secret_hash", "expires_at"}),
+    "oauth_client_secrets": frozenset({"id", "client_id", "secret_hash", "expires_at"}),
+    "oauth_client_keys": frozenset({"client_id", "kid", "expires_at"}),
     "signing_keys": frozenset(
         {
             "kid",
@@ -290,6 +312,7 @@ def load(session: Session) -> GrantSnapshot:
 
     version = versions.current(session)
     expiry = _expiry_days(session)
+    secrets = _technical_secrets(session)
     users: dict[str, UserFacts] = {}
     emails: dict[str, str] = {}
     for u in session.execute(
@@ -316,6 +339,7 @@ def load(session: Session) -> GrantSnapshot:
             u.password_changed_at + timedelta(days=days)
             if days is not None and u.password_changed_at is not None
             else None,
+            _secrets_of(u.id, u.user_id, u.kind, u.password_hash, secrets),
         )
         if u.kind is UserKind.person and u.email_normalized:
             emails[u.email_normalized] = u.user_id
@@ -388,6 +412,45 @@ def load(session: Session) -> GrantSnapshot:
     )
 
 
+def _technical_secrets(session: Session) -> dict[uuid.UUID, list[SecretFacts]]:
+    """Active secrets of technical users by user, oldest first (revoked ones are gone)."""
+    from ostiary.credentials.models import SecretStatus, TechnicalUserSecret
+
+    found: dict[uuid.UUID, list[SecretFacts]] = {}
+    for row in session.execute(
+        select(
+            TechnicalUserSecret.user_id,
+            TechnicalUserSecret.secret_id,
+            TechnicalUserSecret.secret_hash,
+            TechnicalUserSecret.expires_at,
+        )
+        .where(TechnicalUserSecret.status == SecretStatus.active)
+        .order_by(TechnicalUserSecret.created_at, TechnicalUserSecret.secret_id)
+    ):
+        found.setdefault(row.user_id, []).append(
+            SecretFacts(row.secret_id, row.secret_hash, row.expires_at)
+        )
+    return found
+
+
+def _secrets_of(
+    row_id: uuid.UUID,
+    user_id: str,
+    kind: UserKind,
+    password_hash: str | None,
+    secrets: dict[uuid.UUID, list[SecretFacts]],
+) -> tuple[SecretFacts, ...]:
+    """A technical user's secrets: its rows; without any, a hash the previous release wrote
+    into ``users.password_hash`` during a rolling upgrade (migration 0008), by its old name."""
+    if kind is not UserKind.technical:
+        return ()
+    if row_id in secrets:
+        return tuple(secrets[row_id])
+    if password_hash:
+        return (SecretFacts(password_credential_id(user_id, password_hash), password_hash, None),)
+    return ()
+
+
 def _expiry_days(session: Session) -> dict[UserKind, int | None]:
     """Password expiry in days per user kind: the stored policy, else the default."""
     from ostiary.identity.models import PasswordPolicy
@@ -404,6 +467,17 @@ def _expiry_days(session: Session) -> dict[UserKind, int | None]:
 def _load_oauth(
     session: Session, subdomains: dict[uuid.UUID, str]
 ) -> tuple[dict[str, ClientFacts], tuple[KeyFacts, ...], dict[str, datetime]]:
+    from ostiary.credentials.models import ClientKey
+    from ostiary.credentials.naming import client_secret_id
+
+    ending: dict[uuid.UUID, list[tuple[str, datetime]]] = {}
+    for owner, kid, ends in session.execute(
+        select(ClientKey.client_id, ClientKey.kid, ClientKey.expires_at).where(
+            ClientKey.expires_at.is_not(None)
+        )
+    ):
+        if ends is not None:
+            ending.setdefault(owner, []).append((kid, ends))
     from ostiary.oauth.models import (
         ClientSecret,
         ClientStatus,
@@ -413,10 +487,17 @@ def _load_oauth(
     )
 
     secrets: dict[uuid.UUID, list[tuple[str, datetime | None]]] = {}
-    for owner, digest, expires in session.execute(
-        select(ClientSecret.client_id, ClientSecret.secret_hash, ClientSecret.expires_at)
+    secret_rows: dict[uuid.UUID, list[uuid.UUID]] = {}
+    for owner, row_id, digest, expires in session.execute(
+        select(
+            ClientSecret.client_id,
+            ClientSecret.id,
+            ClientSecret.secret_hash,
+            ClientSecret.expires_at,
+        )
     ):
         secrets.setdefault(owner, []).append((digest, expires))
+        secret_rows.setdefault(owner, []).append(row_id)
     user_ids = {row.id: row.user_id for row in session.execute(select(User.id, User.user_id))}
     clients = {
         c.client_id: ClientFacts(
@@ -432,6 +513,8 @@ def _load_oauth(
             _mtls(c.token_endpoint_auth_method),
             c.tls_client_auth_subject_dn,
             c.certificate_fingerprint,
+            tuple(client_secret_id(c.client_id, row) for row in secret_rows.get(c.id, ())),
+            tuple(ending.get(c.id, ())),
         )
         for c in session.execute(
             # Named columns, not the entity: last use (flushed every few seconds) and the

@@ -83,6 +83,10 @@ async def _authenticate(request: Request, *, allow_expired: bool) -> Principal:
     )
     if found is None:
         raise AuthenticationFailed(reason="no credentials")
+    if found.method is not Method.session:  # last use per credential, flushed with the rest
+        request.app.state.runtime.last_use.touch_principal(
+            found, ctx.clock.now(), client_address(request)
+        )
     expired = found.password_expired or getattr(request.state, "must_change_password", False)
     if expired and not allow_expired:
         if found.method is Method.session:

@@ -250,7 +250,12 @@ def technical_user_inventory(
         _,
     ):
         rows = technical.inventory(
-            session, subaccount=subaccount, search=search, limit=limit + 1, after=cursor
+            session,
+            subaccount=subaccount,
+            search=search,
+            limit=limit + 1,
+            after=cursor,
+            now=ctx.clock.now(),
         )
     items = [
         InventoryOut(

@@ -51,3 +51,8 @@ class AuditAction(StrEnum):
     runtime_denied = "runtime:denied"
     access_denied = "access:denied"
     authentication_failed = "access:authentication:failed"
+    technical_user_secret_rotated = "user:technical:secret_rotated"
+    technical_user_secret_revoked = "user:technical:secret_revoked"
+    credential_policy_changed = "subaccount:credential_policy:changed"
+    credential_expired = "credential:expired"
+    oauth_client_key_rotated = "subaccount:oauth_client:key_rotated"

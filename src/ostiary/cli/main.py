@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ostiary.cli.certificates import cert_app
+from ostiary.cli.credentials import credentials_app
 from ostiary.cli.oauth import client_app, keys_app, token
 from ostiary.cli.review import findings_command
 from ostiary.cli.runtime import access_app, flow_app, message_app
@@ -42,6 +43,7 @@ app.add_typer(message_app, name="messages")
 app.add_typer(client_app, name="oauth-client")
 app.add_typer(keys_app, name="keys")
 app.add_typer(cert_app, name="cert")
+app.add_typer(credentials_app, name="credentials")
 app.command("token")(token)
 app.command("findings")(findings_command)
 console = Console()

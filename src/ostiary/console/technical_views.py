@@ -3,6 +3,7 @@ sub-account's inventory (contract C5). Generated passwords appear once, in the P
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated
 from urllib.parse import quote
 
@@ -17,8 +18,10 @@ from ostiary.console.guard import authorized, page, principal, problem, signed_i
 from ostiary.console.review_views import user_pictures
 from ostiary.console.web import Viewer, check_csrf, redirect, render
 from ostiary.context import AppContext
+from ostiary.credentials import rotation
+from ostiary.credentials.service import listing
 from ostiary.db import transaction
-from ostiary.errors import OstiaryError, PermissionDenied
+from ostiary.errors import InvalidInput, OstiaryError, PermissionDenied
 from ostiary.identity import service as identity
 from ostiary.identity import technical
 from ostiary.identity.models import User, UserKind
@@ -161,6 +164,8 @@ def _detail_page(
             certificates = certificate_service.certificates_of_user(session, user=user)
             pictures = user_pictures(session, ctx=ctx, user=user)
             now = ctx.clock.now()
+            # And GET …/credentials: every kind, the same listing.
+            credentials = listing(session, now=now, user=user)
     except OstiaryError as exc:
         return problem(request, ctx, seen, exc)
     return page(
@@ -175,7 +180,9 @@ def _detail_page(
         places=places,
         certificates=certificates,
         pictures=pictures,
+        credentials=credentials,
         now=now,
+        max_overlap_days=rotation.MAX_OVERLAP.days,
     )
 
 
@@ -198,6 +205,57 @@ def reset_password(request: Request, ctx: Ctx, user_id: str, csrf_token: Field =
     except OstiaryError as exc:
         return problem(request, ctx, seen, exc)
     return _secret_page(request, ctx, seen, issued, created=False)
+
+
+@router.post("/technical-users/{user_id}/secrets")
+def rotate_secret(
+    request: Request,
+    ctx: Ctx,
+    user_id: str,
+    csrf_token: Field = "",
+    overlap_days: Field = "0",
+    valid_days: Field = "",
+) -> Response:
+    """A new secret, shown once; the current ones keep working for ``overlap_days``."""
+    seen = signed_in(request, ctx)
+    try:
+        check_csrf(seen, csrf_token)
+        overlap, validity = _days(overlap_days, "overlap"), _days(valid_days, "validity")
+        with transaction(ctx.sessions) as session:
+            actor, user = _managed(session, seen, user_id)
+            now = ctx.clock.now()
+            made = rotation.rotate(
+                session,
+                ctx,
+                actor=actor,
+                user=user,
+                old_valid_until=now + timedelta(days=overlap) if overlap else None,
+                expires_at=now + timedelta(days=validity) if validity else None,
+            )
+    except PermissionDenied as exc:
+        return problem(request, ctx, seen, exc)
+    except OstiaryError as exc:
+        return _detail_page(request, ctx, seen, user_id, failed=exc)
+    return render(
+        request,
+        ctx,
+        seen,
+        "technical_users/secret.html",
+        issued_user=user,
+        secret=made.password,
+        created=False,
+        rotated=made,
+    )
+
+
+def _days(value: str, what: str) -> int:
+    """A whole number of days from a form field (empty: 0)."""
+    value = value.strip()
+    if not value:
+        return 0
+    if not value.isdigit() or len(value) > 5:
+        raise InvalidInput(f"the {what} must be a whole number of days")
+    return int(value)
 
 
 @router.post("/technical-users/{user_id}/owner")
@@ -237,6 +295,7 @@ def inventory(
                 search=search.strip(),
                 limit=PAGE_SIZE + 1,
                 after=after or None,
+                now=ctx.clock.now(),
             )
     except OstiaryError as exc:
         return problem(request, ctx, seen, exc)

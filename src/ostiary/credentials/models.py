@@ -12,7 +12,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Enum, ForeignKey, String
+from sqlalchemy import Enum, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ostiary.db import Base
@@ -75,3 +75,23 @@ class CredentialPolicy(Base):
     #: Longest validity of a new technical-user secret, in days (``None``: unlimited).
     max_validity_days: Mapped[int | None]
     updated_at: Mapped[datetime]
+
+
+class ClientKey(Base):
+    """Validity and last use of one key of an OAuth client's registered JWK set
+    (``private_key_jwt``); the public key itself stays in ``oauth_clients.jwks``."""
+
+    __tablename__ = "oauth_client_keys"
+    __table_args__ = (UniqueConstraint("client_id", "kid"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    client_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("oauth_clients.id", ondelete="CASCADE"), index=True
+    )
+    #: The JWK's ``kid`` (``#<position>`` for a key registered without one).
+    kid: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    #: Assertions signed with this key are refused from then on (``None``: no end).
+    expires_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+    last_address: Mapped[str | None] = mapped_column(String(64))

@@ -16,7 +16,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ostiary.clock import as_utc
-from ostiary.credentials.models import CredentialKind, SecretStatus, TechnicalUserSecret
+from ostiary.credentials.models import (
+    ClientKey,
+    CredentialKind,
+    SecretStatus,
+    TechnicalUserSecret,
+)
 from ostiary.credentials.naming import client_key_id, client_secret_id, legacy_secret_id
 from ostiary.identity.models import User, UserKind
 
@@ -160,6 +165,12 @@ def listing(
         select(ClientSecret).where(ClientSecret.client_id.in_([c.id for c in clients]))
     ):
         client_secrets.setdefault(row.client_id, []).append(row)
+    key_rows = {
+        (row.client_id, row.kid): row
+        for row in session.scalars(
+            select(ClientKey).where(ClientKey.client_id.in_([c.id for c in clients]))
+        )
+    }
     for client in clients:
         holder = by_id[client.user_id]
         stored = "active" if client.status is ClientStatus.active else "disabled"
@@ -176,17 +187,18 @@ def listing(
                 row.last_address,
                 client.client_id,
             )
-        for key in _keys(client.jwks):
+        for kid in _keys(client.jwks):
+            key = key_rows.get((client.id, kid))
             add(
                 holder,
-                client_key_id(client.client_id, key),
+                client_key_id(client.client_id, kid),
                 CredentialKind.client_key,
                 client.subaccount_id,
-                client.created_at,
-                client.expires_at,
+                key.created_at if key else client.created_at,
+                _earliest(key.expires_at if key else None, client.expires_at),
                 stored,
-                client.last_used_at,
-                None,
+                key.last_used_at if key else client.last_used_at,
+                key.last_address if key else None,
                 client.client_id,
             )
     for cert in session.scalars(select(Certificate).where(Certificate.user_id.in_(by_id))):
@@ -237,7 +249,7 @@ def _keys(jwks: dict[str, object] | None) -> list[str]:
     if not isinstance(keys, list):
         return []
     return [
-        str(key.get("kid") or f"#{index}")
+        str(key.get("kid") or f"#{index}")[:64]
         for index, key in enumerate(keys)
         if isinstance(key, dict)
     ]

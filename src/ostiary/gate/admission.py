@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from ostiary.access.decision import Deny, Grants, RoleRequirement, decide
 from ostiary.access.permissions import Permission
 from ostiary.access.snapshot import FlowFacts, GrantSnapshot, UserFacts
-from ostiary.gate.credentials import user_refusal
+from ostiary.gate.credentials import EXPIRED, user_refusal
 from ostiary.gate.principal import Method, Principal, Refusal
 from ostiary.identity.models import UserKind
 
@@ -140,6 +140,10 @@ def _flow_chain(
         )
     elif basic_refused and Method.basic.value in flow.auth and lines is not None:
         lines.append(f"sub-account {subdomain} forbids basic authentication")
+    if Method.basic.value in flow.auth and principal is None and user.secrets:
+        refused = _secrets_chain(user, flow, now or datetime.now(UTC), lines)
+        if refused is not None:
+            return refused
     if Method.certificate.value in flow.auth and principal is None:
         links = snapshot.certificates.links(user.user_id, subdomain, at=now or datetime.now(UTC))
         if links and lines is not None:
@@ -171,6 +175,32 @@ def _flow_chain(
     if scope is not None and flow.required_role not in scope:
         return Refusal(403, f"the token's scope does not include {flow.required_role}", user_id)
     return flow
+
+
+def _secrets_chain(
+    user: UserFacts, flow: FlowFacts, now: datetime, lines: list[str] | None
+) -> Refusal | None:
+    """Explanations only: a technical user's secrets, and whether any still works. With
+    every one past its end and Basic the flow's only method, that is the missing link."""
+    working = [s for s in user.secrets if s.expires_at is None or s.expires_at > now]
+    if working:
+        if lines is not None:
+            ends = [s.expires_at for s in working if s.expires_at is not None]
+            until = f", the last until {max(ends).isoformat(timespec='seconds')}" if ends else ""
+            if len(ends) < len(working):
+                until = ", one without end"
+            lines.append(f"user {user.user_id} has {len(working)} working secret(s){until}")
+        return None
+    ended = max(s.expires_at for s in user.secrets if s.expires_at is not None)
+    because = (
+        f"{EXPIRED}: every secret of {user.user_id} has ended "
+        f"(the last at {ended.isoformat(timespec='seconds')})"
+    )
+    if flow.auth == frozenset({Method.basic.value}):
+        return Refusal(401, because, user.user_id)
+    if lines is not None:
+        lines.append(because)
+    return None
 
 
 @dataclass

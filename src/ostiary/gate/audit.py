@@ -13,6 +13,11 @@ from ostiary.gate.principal import Refusal
 log = logging.getLogger("ostiary.gate")
 
 
+def denial_action(refusal: Refusal, otherwise: AuditAction) -> AuditAction:
+    """``credential:expired`` for a right credential past its end, else ``otherwise``."""
+    return AuditAction.credential_expired if refusal.expired_credential else otherwise
+
+
 def record_failure(ctx: AppContext, refusal: Refusal, *, target: str, address: str) -> None:
     """Audit a refused authentication in its own transaction (admin API and console; the
     runtime and the token endpoint hand theirs to the group-committing writer)."""
@@ -22,7 +27,7 @@ def record_failure(ctx: AppContext, refusal: Refusal, *, target: str, address: s
                 session,
                 clock=ctx.clock,
                 actor=refusal.user_id or "anonymous",
-                action=AuditAction.authentication_failed,
+                action=denial_action(refusal, AuditAction.authentication_failed),
                 target=target,
                 reason=refusal.reason,
                 after={"client_address": address},

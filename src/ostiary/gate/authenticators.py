@@ -3,7 +3,8 @@
 
 - ``password`` — HTTP Basic with a user ID or e-mail and a generated secret (keyed hash,
   microseconds) or a human-chosen password (argon2id, once, then the verified-credential
-  cache);
+  cache); a technical user's secrets are several during an overlap rotation, each
+  compared, each ending at its own ``expires_at``;
 - ``bearer`` — an access token issued by Ostiary (RFC 9068 JWT); a certificate-bound one
   (RFC 8705 §3) only with the client certificate it is bound to;
 - ``console_session`` — the console's session cookie;
@@ -27,8 +28,9 @@ from datetime import datetime
 
 import anyio.to_thread
 
-from ostiary.access.snapshot import GrantSnapshot, UserFacts
+from ostiary.access.snapshot import GrantSnapshot, SecretFacts, UserFacts
 from ostiary.context import AppContext
+from ostiary.crypto import constant_time_equals
 from ostiary.db import transaction
 from ostiary.gate import throttling
 from ostiary.gate.certificate_identity import (
@@ -37,9 +39,15 @@ from ostiary.gate.certificate_identity import (
     identify,
 )
 from ostiary.gate.client_certs import PresentedCertificate
-from ostiary.gate.credentials import certificate_user_refusal, client_refusal, user_refusal
+from ostiary.gate.credentials import (
+    certificate_user_refusal,
+    client_refusal,
+    expiry_refusal,
+    user_refusal,
+)
 from ostiary.gate.keys import Account, Kind, technical_id
 from ostiary.gate.principal import Failure, Method, Principal, Refusal
+from ostiary.identity.models import UserKind
 from ostiary.identity.service import KEYED_PREFIX, rehash, verify_keyed
 from ostiary.oauth.errors import InvalidToken
 from ostiary.oauth.rfc8705_mtls import binding_mismatch
@@ -68,6 +76,8 @@ async def password(
     Raises ``Throttled``; every other failure is a ``Refusal`` (401), counted and named.
     """
     user = snapshot.find_user(identifier) if len(identifier) <= MAX_IDENTIFIER else None
+    if user is not None and user.kind is UserKind.technical:
+        return await _technical(ctx, user, identifier=identifier, secret=secret, address=address)
     stored = user.password_hash if user is not None else None
     if checked_by_keyed_hash(identifier, stored):
         ok = verify_keyed(ctx, stored, secret)
@@ -103,6 +113,48 @@ async def password(
         and user.password_expires_at is not None
         and user.password_expires_at <= ctx.clock.now(),
     )
+
+
+async def _technical(
+    ctx: AppContext, user: UserFacts, *, identifier: str, secret: str, address: str
+) -> Principal | Refusal:
+    """A technical user's secrets: every generated one compared in constant time (two work
+    during an overlap); a converted person's own password (argon2) only when none matched,
+    throttled like a person's. A right secret past its ``expires_at`` is refused as expired."""
+    digest = ctx.secret_hasher.hash(secret)
+    matched: SecretFacts | None = None
+    chosen: list[SecretFacts] = []
+    for candidate in user.secrets:
+        if not candidate.stored.startswith(KEYED_PREFIX):
+            chosen.append(candidate)
+        elif constant_time_equals(digest, candidate.stored.removeprefix(KEYED_PREFIX)):
+            matched = candidate
+    human = matched is None and bool(chosen)
+    if human:
+        if not ctx.throttle.quiet():
+            ctx.throttle.check(throttling.account_of(user, identifier, human=True), address)
+        key = ctx.verified.key(identifier, secret)
+        for candidate in chosen:
+            if ctx.verified.matches(key, candidate.stored) or await ctx.passwords.averify(
+                candidate.stored, secret
+            ):
+                ctx.verified.remember(key, candidate.stored)
+                matched = candidate
+                break
+    refused = (
+        Refusal(401, "wrong password", user.user_id)
+        if matched is None
+        else user_refusal(user)
+        or expiry_refusal(
+            matched.secret_id, matched.expires_at, ctx.clock.now(), user_id=user.user_id
+        )
+    )
+    if refused is not None:
+        return replace(
+            refused, failure=Failure(throttling.account_of(user, identifier, human=human))
+        )
+    assert matched is not None
+    return Principal(user=user, method=Method.basic, credential_id=matched.secret_id)
 
 
 def _rehash(ctx: AppContext, user: UserFacts | None, secret: str) -> None:
@@ -148,6 +200,7 @@ def bearer(
             f"token of client {access.client_id}: {refused.reason}",
             access.subject,
             failure=Failure(throttling.client_account(access.client_id)),
+            expired_credential=refused.expired_credential,
         )
     user = snapshot.users[access.subject]
     return Principal(
@@ -190,7 +243,18 @@ def certificate(
     failures: counted against the address only, never locking anyone out."""
     found = identify(snapshot, presented, subdomain=subdomain, at=now)
     if not isinstance(found, Identified):
-        return Refusal(401, found.reason, found.user_id, failure=certificate_failure(found.user_id))
+        expired = None
+        if found.failure is CertificateFailure.expired:  # audited as credential:expired
+            fingerprint = presented.thumbprint.hex()
+            known = snapshot.certificates.certificate(fingerprint, subdomain)
+            expired = known.certificate_id if known else f"sha256:{fingerprint[:16]}"
+        return Refusal(
+            401,
+            found.reason,
+            found.user_id,
+            failure=certificate_failure(found.user_id),
+            expired_credential=expired,
+        )
     user = snapshot.users.get(found.user_id)
     refused = certificate_user_refusal(user, named=found.user_id)
     if refused is not None:

@@ -5,6 +5,10 @@ token's revocation and its client: each rule is written here once, so the runtim
 admin API, the token endpoint and the console cannot drift apart (an expired client's
 token was once refused at the runtime and accepted at the admin API).
 
+At its ``expires_at`` a credential stops working everywhere (``expiry_refusal``: a
+technical user's secret, an OAuth client's secret, the client itself), refused as
+"credential expired" and audited as ``credential:expired``.
+
 A technical user whose owner left keeps working: ownership is flagged in the inventory
 (README, *Technical users*), never a reason to stop a production sender.
 """
@@ -16,6 +20,23 @@ from datetime import datetime
 from ostiary.access.snapshot import ClientFacts, GrantSnapshot, UserFacts
 from ostiary.gate.principal import Refusal
 from ostiary.identity.models import UserKind, UserStatus
+
+EXPIRED = "credential expired"
+
+
+def expiry_refusal(
+    credential_id: str, expires_at: datetime | None, now: datetime, *, user_id: str | None
+) -> Refusal | None:
+    """``None`` while the credential is within its validity; from ``expires_at`` on, the
+    refusal every entry point gives (401, "credential expired")."""
+    if expires_at is None or expires_at > now:
+        return None
+    return Refusal(
+        401,
+        f"{EXPIRED}: {credential_id} ended {expires_at.isoformat(timespec='seconds')}",
+        user_id,
+        expired_credential=credential_id,
+    )
 
 
 def user_refusal(user: UserFacts | None, *, named: str = "") -> Refusal | None:
@@ -48,8 +69,9 @@ def client_refusal(
         return Refusal(401, f"unknown client {named[:64]!r}")
     if not client.active:
         return Refusal(401, f"client {client.client_id} is disabled", client.user_id)
-    if client.expires_at is not None and client.expires_at <= now:
-        return Refusal(401, f"client {client.client_id} has expired", client.user_id)
+    expired = expiry_refusal(client.client_id, client.expires_at, now, user_id=client.user_id)
+    if expired is not None:
+        return expired
     refused = user_refusal(snapshot.users.get(client.user_id), named=client.user_id)
     if refused is not None:
         return Refusal(

@@ -83,3 +83,6 @@ class Refusal:
     reason: str
     user_id: str | None = None
     failure: Failure | None = None
+    #: The credential that was right but past its ``expires_at`` (audited as
+    #: ``credential:expired``, ``ostiary.gate.audit.denial_action``).
+    expired_credential: str | None = None

@@ -13,7 +13,7 @@ from typing import Any, cast
 
 from sqlalchemy import CursorResult, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from ostiary.context import AppContext
 from ostiary.crypto import constant_time_equals, generate_secret
@@ -237,7 +237,14 @@ def verify_secret(ctx: AppContext, user: User, password: str) -> bool:
     """Check a known user's password: a generated secret's keyed hash, or argon2.
 
     Authentication of callers is the gate's (``ostiary.gate.authenticators``); this serves
-    changing and rehashing a password the user just proved."""
+    changing and rehashing a password the user just proved. A technical user's secrets
+    are rows of the credentials domain, any working one will do."""
+    if user.kind is UserKind.technical:
+        from ostiary.credentials.secrets import verify_current  # it imports this module
+
+        session = object_session(user)
+        assert session is not None, "a technical user's secrets are read in its session"
+        return verify_current(session, ctx, user=user, password=password, now=ctx.clock.now())
     stored = user.password_hash
     if stored is not None and stored.startswith(KEYED_PREFIX):
         return verify_keyed(ctx, stored, password)
@@ -280,6 +287,11 @@ def change_password(
     check_new_password(
         session, policy=policy, password=new_password, hasher=ctx.passwords, user=user
     )
+    if user.kind is UserKind.technical:
+        from ostiary.credentials.secrets import replace_with_chosen  # it imports this module
+
+        replace_with_chosen(session, ctx, user=user, new_hash=ctx.passwords.hash(new_password))
+        return
     _set_password_hash(session, ctx, user=user, new_hash=ctx.passwords.hash(new_password))
 
 

@@ -1,14 +1,16 @@
 """Technical users: machine identities owned by a person, with generated secrets (contract C3, C5).
 
 A technical user's password is generated (256 bits) and stored as a keyed hash: it is not
-human-chosen, so it needs no argon2, and the runtime can verify it in microseconds.
+human-chosen, so it needs no argon2, and the runtime can verify it in microseconds. Its
+secrets are rows of the credentials domain (``ostiary.credentials``), several at once
+during an overlap rotation.
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, aliased
@@ -17,11 +19,11 @@ from ostiary.access.models import RoleCollection, RoleCollectionAssignment, Role
 from ostiary.audit.actions import AuditAction
 from ostiary.audit.service import record
 from ostiary.context import AppContext
-from ostiary.crypto import generate_secret
+from ostiary.credentials.secrets import add_secret, adopt_legacy
 from ostiary.errors import Conflict, InvalidInput, PermissionDenied
 from ostiary.identity import sessions
 from ostiary.identity.models import User, UserKind, UserStatus
-from ostiary.identity.service import KEYED_PREFIX, allocate_user_id
+from ostiary.identity.service import allocate_user_id
 from ostiary.tenancy.models import Member, MemberRole, Subaccount
 from ostiary.tenancy.service import check_limit
 
@@ -32,11 +34,6 @@ class IssuedSecret:
 
     user: User
     secret: str
-
-
-def _new_secret(ctx: AppContext) -> tuple[str, str]:
-    secret = generate_secret(32)
-    return secret, KEYED_PREFIX + ctx.secret_hasher.hash(secret)
 
 
 def _require_active_person(user: User, what: str) -> None:
@@ -61,7 +58,6 @@ def create(
         raise InvalidInput("display_name must not be empty")
     if home is not None:
         check_limit(session, subaccount=home, what="technical_users")
-    secret, stored = _new_secret(ctx)
     now = ctx.clock.now()
     user = User(
         id=uuid.uuid4(),
@@ -72,7 +68,7 @@ def create(
         email_normalized=email.strip().lower() if email else None,
         display_name=display_name.strip(),
         description=description,
-        password_hash=stored,
+        password_hash=None,
         password_changed_at=now,
         owner_id=creator.id,
         home_subaccount_id=home.id if home else None,
@@ -82,6 +78,10 @@ def create(
     )
     session.add(user)
     session.flush()
+    from ostiary.credentials.rotation import check_expiry  # it imports this module
+
+    expires = check_expiry(session, user=user, now=now, expires_at=None)
+    secret = add_secret(session, ctx, user=user, expires_at=expires).secret
     record(
         session,
         clock=ctx.clock,
@@ -134,7 +134,8 @@ def subaccounts_of(session: Session, *, user: User) -> set[uuid.UUID]:
     return found
 
 
-def _require_manager(session: Session, *, actor: User, user: User) -> None:
+def require_manager(session: Session, *, actor: User, user: User) -> None:
+    """``PermissionDenied`` unless ``actor`` may manage the technical user ``user``."""
     if user.kind is not UserKind.technical:
         raise InvalidInput(f"{user.user_id} is not a technical user")
     if not may_manage(session, actor=actor, user=user):
@@ -142,26 +143,26 @@ def _require_manager(session: Session, *, actor: User, user: User) -> None:
 
 
 def reset_secret(session: Session, ctx: AppContext, *, actor: User, user: User) -> IssuedSecret:
-    """Replace the technical user's secret; the old one stops working at once."""
-    _require_manager(session, actor=actor, user=user)
-    secret, stored = _new_secret(ctx)
-    user.password_hash = stored
-    user.password_changed_at = ctx.clock.now()
-    user.updated_at = ctx.clock.now()
+    """Replace the technical user's secrets; the old ones stop working at once (a rotation
+    without overlap, ``credentials.rotation.rotate``)."""
+    from ostiary.credentials.rotation import rotate  # it imports this module
+
+    rotated = rotate(session, ctx, actor=actor, user=user)
     record(
         session,
         clock=ctx.clock,
         actor=actor.user_id,
         action=AuditAction.technical_user_password_reset,
         target=user.user_id,
+        after={"secret_id": rotated.secret_id},
     )
-    return IssuedSecret(user, secret)
+    return IssuedSecret(user, rotated.password)
 
 
 def delete(session: Session, ctx: AppContext, *, actor: User, user: User) -> None:
     """Delete a technical user; its memberships and assignments go with it, its messages stay
     in the MPL under its user ID."""
-    _require_manager(session, actor=actor, user=user)
+    require_manager(session, actor=actor, user=user)
     record(
         session,
         clock=ctx.clock,
@@ -175,7 +176,7 @@ def delete(session: Session, ctx: AppContext, *, actor: User, user: User) -> Non
 
 def transfer(session: Session, ctx: AppContext, *, actor: User, user: User, owner: User) -> None:
     """Make ``owner`` the owner of the technical user."""
-    _require_manager(session, actor=actor, user=user)
+    require_manager(session, actor=actor, user=user)
     _require_active_person(owner, "the new owner")
     before = user.owner_id
     previous = session.get(User, before) if before else None
@@ -211,6 +212,7 @@ def convert(session: Session, ctx: AppContext, *, actor: User, person: User, own
     if person.status is UserStatus.pending:
         person.status = UserStatus.active
     sessions.end_all_for(session, user=person)
+    adopt_legacy(session, user=person)  # the password it chose becomes its first secret
     record(
         session,
         clock=ctx.clock,
@@ -244,8 +246,11 @@ def inventory(
     search: str = "",
     limit: int = 50,
     after: str | None = None,
+    now: datetime | None = None,
 ) -> list[InventoryRow]:
-    """Technical users at home in, members of, or holding roles in ``subaccount``."""
+    """Technical users at home in, members of, or holding roles in ``subaccount``
+    (``now`` decides which credentials have expired)."""
+    now = now or datetime.now(UTC)
     holders = (
         select(RoleCollectionAssignment.user_id)
         .join(RoleCollection, RoleCollection.id == RoleCollectionAssignment.collection_id)
@@ -308,7 +313,7 @@ def inventory(
                 user=user,
                 owner=owner_user,
                 ownerless=owner_user is None or owner_user.status is not UserStatus.active,
-                credentials=_credentials(session, user=user, subaccount=subaccount),
+                credentials=_credentials(session, user=user, subaccount=subaccount, now=now),
                 role_collections=sorted(collections),
                 roles=sorted(set().union(*collections.values())) if collections else [],
                 member_roles=list(member_roles),
@@ -320,37 +325,26 @@ def inventory(
 
 
 def _credentials(
-    session: Session, *, user: User, subaccount: Subaccount
+    session: Session, *, user: User, subaccount: Subaccount, now: datetime
 ) -> list[dict[str, object]]:
-    """The password and the sub-account's OAuth clients acting as ``user``."""
-    from ostiary.oauth.models import ClientStatus, OAuthClient
+    """Its secrets, and its OAuth clients' secrets and keys and its certificates in this
+    sub-account (``credentials.service.listing``, the one model of every kind)."""
+    from ostiary.credentials.service import listing  # it imports this module's models
 
-    found: list[dict[str, object]] = [
+    return [
         {
-            "kind": "password",
-            "id": None,
-            "created_at": user.password_changed_at,
-            "expires_at": None,
-            "status": "active" if user.password_hash else "none",
-            "last_used_at": user.last_used_at,
+            "kind": c.kind.value,
+            "id": c.credential_id,
+            "client_id": c.client_id,
+            "created_at": c.created_at,
+            "expires_at": c.expires_at,
+            "status": c.status,
+            "last_used_at": c.last_used_at,
+            "last_address": c.last_address,
         }
+        for c in listing(session, now=now, user=user)
+        if c.kind.value == "technical_user_secret" or c.subaccount == subaccount.subdomain
     ]
-    for client in session.scalars(
-        select(OAuthClient).where(
-            OAuthClient.user_id == user.id, OAuthClient.subaccount_id == subaccount.id
-        )
-    ):
-        found.append(
-            {
-                "kind": "oauth_client",
-                "id": client.client_id,
-                "created_at": client.created_at,
-                "expires_at": client.expires_at,
-                "status": "active" if client.status is ClientStatus.active else "disabled",
-                "last_used_at": client.last_used_at,
-            }
-        )
-    return found
 
 
 def _flows_called(session: Session, *, user: User, subaccount: Subaccount) -> list[str]:

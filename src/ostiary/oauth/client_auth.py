@@ -29,9 +29,10 @@ import jwt
 
 from ostiary.access.snapshot import ClientFacts, GrantSnapshot
 from ostiary.context import AppContext
+from ostiary.credentials.naming import client_key_id
 from ostiary.crypto import constant_time_equals
 from ostiary.gate.client_certs import PresentedCertificate
-from ostiary.gate.credentials import client_refusal
+from ostiary.gate.credentials import client_refusal, expiry_refusal
 from ostiary.gate.replay import ReplayStore
 from ostiary.oauth import rfc8705_mtls
 from ostiary.oauth.errors import InvalidClient, InvalidRequest
@@ -49,6 +50,8 @@ class AuthenticatedClient:
 
     client: ClientFacts
     method: str
+    #: The credential it proved itself with (a secret, a key; mTLS: the client), for last use.
+    credential_id: str = ""
 
 
 def _basic(header: str) -> tuple[str, str]:
@@ -95,19 +98,20 @@ class ClientAuthenticator:
         if len(methods) > 1:
             raise InvalidRequest("use exactly one client authentication method")
         if not methods:
-            return AuthenticatedClient(*self._mutual_tls(snapshot, form, certificate, now))
+            client, mtls = self._mutual_tls(snapshot, form, certificate, now)
+            return AuthenticatedClient(client, mtls, client.client_id)
         method = methods[0]
         if method == "private_key_jwt":
-            client = await self._assertion(snapshot, form, now)
+            client, credential_id = await self._assertion(snapshot, form, now)
         else:
             if method == "client_secret_basic":
                 client_id, secret = _basic(header)
             else:
                 client_id, secret = form.get("client_id", ""), form["client_secret"]
-            client = self._secret(snapshot, client_id, secret, now)
+            client, credential_id = self._secret(snapshot, client_id, secret, now)
         if form.get("client_id") and form["client_id"] != client.client_id:
             raise InvalidClient("client authentication failed", reason="client_id mismatch")
-        return AuthenticatedClient(client, method)
+        return AuthenticatedClient(client, method, credential_id)
 
     def _mutual_tls(
         self,
@@ -152,13 +156,18 @@ class ClientAuthenticator:
         client = snapshot.clients.get(client_id)
         refused = client_refusal(snapshot, client, now, named=client_id)
         if refused is not None:
-            raise InvalidClient("client authentication failed", reason=refused.reason)
+            raise InvalidClient(
+                "client authentication failed",
+                reason=refused.reason,
+                expired_credential=refused.expired_credential,
+            )
         assert client is not None
         return client
 
     def _secret(
         self, snapshot: GrantSnapshot, client_id: str, secret: str, now: datetime
-    ) -> ClientFacts:
+    ) -> tuple[ClientFacts, str]:
+        """The client whose secret this is, and the secret's credential ID."""
         digest = self._ctx.secret_hasher.hash(secret)  # also for unknown clients: same cost
         client = snapshot.clients.get(client_id)
         if client is None:
@@ -168,23 +177,29 @@ class ClientAuthenticator:
                 "client authentication failed",
                 reason=f"a secret for a {client.mtls_method} client (it has none)",
             )
-        valid = retired = False
-        for stored, expires in client.secrets:  # every secret is compared, in constant time
+        matched: int | None = None
+        for index, (stored, _) in enumerate(client.secrets):  # each compared, constant time
             if constant_time_equals(digest, stored):
-                if expires is None or expires > now:
-                    valid = True
-                else:
-                    retired = True
-        if not valid:
+                matched = index
+        if matched is None:
+            raise InvalidClient("client authentication failed", reason="wrong secret")
+        ids = client.secret_ids
+        credential_id = ids[matched] if matched < len(ids) else client_id
+        expired = expiry_refusal(
+            credential_id, client.secrets[matched][1], now, user_id=client.user_id
+        )
+        if expired is not None:  # the same "credential expired" as every entry point's
             raise InvalidClient(
                 "client authentication failed",
-                reason="secret retired" if retired else "wrong secret",
+                reason=expired.reason,
+                expired_credential=expired.expired_credential,
             )
-        return self._usable(snapshot, client_id, now)
+        return self._usable(snapshot, client_id, now), credential_id
 
     async def _assertion(
         self, snapshot: GrantSnapshot, form: dict[str, str], now: datetime
-    ) -> ClientFacts:
+    ) -> tuple[ClientFacts, str]:
+        """The client that signed the assertion, and the key's credential ID."""
         if form.get("client_assertion_type") != ASSERTION_TYPE or not form.get("client_assertion"):
             raise InvalidRequest(f"client_assertion_type must be {ASSERTION_TYPE}")
         assertion = form["client_assertion"]
@@ -202,7 +217,7 @@ class ClientAuthenticator:
                 "client authentication failed",
                 reason=f"assertion alg {header.get('alg')!r} refused",
             )
-        key = await self._client_key(client, header.get("kid"))
+        key, kid = await self._client_key(client, header.get("kid"))
         try:
             claims = jwt.decode(
                 assertion,
@@ -221,6 +236,16 @@ class ClientAuthenticator:
             raise InvalidClient(
                 "client authentication failed", reason=f"assertion: {type(exc).__name__}"
             ) from exc
+        credential_id = client_key_id(client_id, kid)
+        expired = expiry_refusal(
+            credential_id, dict(client.key_expiry).get(kid), now, user_id=client.user_id
+        )
+        if expired is not None:  # signed by a key whose overlap has ended
+            raise InvalidClient(
+                "client authentication failed",
+                reason=expired.reason,
+                expired_credential=expired.expired_credential,
+            )
         stamp = now.timestamp()
         if claims["sub"] != client_id:
             raise InvalidClient("client authentication failed", reason="sub is not client_id")
@@ -244,19 +269,24 @@ class ClientAuthenticator:
         )
         if not first:
             raise InvalidClient("client authentication failed", reason="assertion replayed")
-        return client
+        return client, credential_id
 
-    async def _client_key(self, client: ClientFacts, kid: object) -> Any:
+    async def _client_key(self, client: ClientFacts, kid: object) -> tuple[Any, str]:
+        """The public key the assertion names, and its ``kid`` (``#n``: by position)."""
         jwks = client.jwks
         if jwks is None and client.jwks_uri:
             jwks = await self._fetch_jwks(client.jwks_uri)
-        keys = [k for k in (jwks or {}).get("keys", []) if isinstance(k, dict)]
+        keys = [
+            (k, str(k.get("kid") or f"#{index}"))
+            for index, k in enumerate((jwks or {}).get("keys", []))
+            if isinstance(k, dict)
+        ]
         if kid is not None:
-            keys = [k for k in keys if k.get("kid") == kid]
+            keys = [(k, name) for k, name in keys if k.get("kid") == kid]
         if not keys:
             raise InvalidClient("client authentication failed", reason="no matching client key")
         try:
-            return jwt.PyJWK(keys[0]).key
+            return jwt.PyJWK(keys[0][0]).key, keys[0][1]
         except jwt.PyJWTError as exc:
             raise InvalidClient(
                 "client authentication failed", reason="unusable client key"

@@ -160,6 +160,10 @@ def create(
         jwks_uri=jwks_uri,
     )
     secret, secret_id = _add_secret(session, ctx, client)
+    if jwks is not None:  # each key's validity and last use (ostiary.credentials)
+        from ostiary.credentials.client_keys import register
+
+        register(session, client=client, now=ctx.clock.now())
     record(
         session,
         clock=ctx.clock,

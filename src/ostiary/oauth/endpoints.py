@@ -208,8 +208,10 @@ class OAuthServer:
             except InvalidClient as exc:
                 failed = exc
         claimed = _claimed_client(header, form)[:64] or "anonymous"
-        address = request.client.host if request.client else "unknown"
-        self._audit_denial(claimed, failed.reason, address)
+        address = _address(request)
+        self._audit_denial(
+            claimed, failed.reason, address, expired=failed.expired_credential is not None
+        )
         account = throttling.client_account(claimed)
         refusal = Refusal(401, failed.reason, failure=Failure(account))
         try:
@@ -218,13 +220,15 @@ class OAuthServer:
             raise SlowDown("too many failed client authentications; try again later") from exc
         raise failed
 
-    def _audit_denial(self, client_id: str, reason: str, address: str) -> None:
+    def _audit_denial(
+        self, client_id: str, reason: str, address: str, *, expired: bool = False
+    ) -> None:
         self.runtime.writer.submit(
             partial(
                 record,
                 clock=self.ctx.clock,
                 actor=client_id[:32],
-                action=AuditAction.token_denied,
+                action=AuditAction.credential_expired if expired else AuditAction.token_denied,
                 target="/oauth/token",
                 reason=reason,
                 after={"client_address": address},
@@ -259,7 +263,12 @@ class OAuthServer:
                 now=now,
                 cnf=confirmation(certificate),
             )
-            self.runtime.last_use.touch(f"client:{client.client.client_id}", now)
+            uses = self.runtime.last_use
+            uses.touch(f"client:{client.client.client_id}", now)
+            if client.credential_id in client.client.secret_ids:
+                uses.touch_client_secret(client.credential_id, now, _address(request))
+            elif client.method == "private_key_jwt":
+                uses.touch_client_key(client.credential_id, now, _address(request))
         except OAuthError as exc:
             return exc.response()
         return _TokenAnswer(_JSON.encode(body).encode())
@@ -319,3 +328,8 @@ class OAuthServer:
             except StoreUnavailable:  # not revoked: the client must be able to tell
                 return TemporarilyUnavailable("the revocation could not be stored").response()
         return Response(status_code=200, headers=NO_STORE)
+
+
+def _address(request: Request) -> str:
+    """The caller's address (after ``OSTIARY_TRUSTED_PROXIES``)."""
+    return request.client.host if request.client else "unknown"

@@ -42,6 +42,13 @@ class InvalidClient(OAuthError):
     status_code = 401
     error = "invalid_client"
 
+    def __init__(
+        self, description: str, *, reason: str = "", expired_credential: str | None = None
+    ) -> None:
+        super().__init__(description, reason=reason)
+        #: A right credential past its end (audited as ``credential:expired``).
+        self.expired_credential = expired_credential
+
     def headers(self) -> dict[str, str]:
         """The challenge for the client."""
         return {**NO_STORE, "WWW-Authenticate": 'Basic realm="ostiary"'}

@@ -29,6 +29,7 @@ from ostiary.db import WriteGate
 from ostiary.errors import AuthenticationFailed, Throttled
 from ostiary.gate import authenticators, throttling
 from ostiary.gate.admission import Admitted, CallFlow, admit
+from ostiary.gate.audit import denial_action
 from ostiary.gate.client_certs import presented
 from ostiary.gate.principal import Method, Principal, Refusal
 from ostiary.gate.rfc7617_basic import parse_basic
@@ -146,9 +147,7 @@ class Runtime:
         except ClientDisconnect:
             return Response(status_code=400)
         now = self.ctx.clock.now()
-        self.last_use.touch(caller.user_id, now)
-        if caller.method is Method.certificate:
-            self.last_use.touch_certificate(caller.credential_id, now, address)
+        self.last_use.touch_principal(caller, now, address)
         accepted = Accepted(
             message_id=new_message_id(),
             subaccount_id=snapshot.subaccounts[subdomain],
@@ -291,7 +290,7 @@ class Runtime:
                 record,
                 clock=self.ctx.clock,
                 actor=refusal.user_id or "anonymous",
-                action=AuditAction.runtime_denied,
+                action=denial_action(refusal, AuditAction.runtime_denied),
                 target=f"/t/{subdomain}/http/{path}",
                 subdomain=subdomain,
                 reason=refusal.reason,

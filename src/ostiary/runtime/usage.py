@@ -1,20 +1,27 @@
-"""Last use per user, aggregated in memory and flushed every few seconds: the hot path
-never writes a row just to say "used"."""
+"""Last use per user and per credential, aggregated in memory and flushed every few
+seconds: the hot paths never write a row just to say "used" (issue 11 item 4).
+
+Keys name what was used: a user ID, ``client:{client_id}`` (an OAuth client),
+``cert:{certificate_id}``, ``secret:{secret_id}`` (a technical user's secret) and
+``client_secret:{credential_id}`` (one secret of a client), ``client_key:{credential_id}``
+(one key of its JWK set); credentials also keep the
+address of their newest use.
+"""
 
 from __future__ import annotations
 
 import threading
 from datetime import datetime
 
-from sqlalchemy import or_, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from ostiary.identity.models import User
+from ostiary.gate.principal import Method, Principal
+from ostiary.identity.models import User, UserKind
 
 
 class LastUse:
-    """Newest use per user ID (or ``client:{client_id}``, ``cert:{certificate_id}``) since
-    the last flush."""
+    """Newest use per user or credential since the last flush."""
 
     def __init__(self) -> None:
         self._seen: dict[str, datetime] = {}
@@ -27,22 +34,46 @@ class LastUse:
             if user_id not in self._seen or self._seen[user_id] < when:
                 self._seen[user_id] = when
 
-    def touch_certificate(self, certificate_id: str, when: datetime, address: str) -> None:
-        """Remember a use of a client certificate, and the address of its newest use."""
-        key = f"cert:{certificate_id}"
+    def _touch_at(self, key: str, when: datetime, address: str) -> None:
         with self._lock:
             if key not in self._seen or self._seen[key] < when:
                 self._seen[key] = when
                 self._addresses[key] = address[:64]
 
+    def touch_certificate(self, certificate_id: str, when: datetime, address: str) -> None:
+        """Remember a use of a client certificate, and the address of its newest use."""
+        self._touch_at(f"cert:{certificate_id}", when, address)
+
+    def touch_secret(self, secret_id: str, when: datetime, address: str) -> None:
+        """Remember a use of a technical user's secret (HTTP Basic), and from where."""
+        self._touch_at(f"secret:{secret_id}", when, address)
+
+    def touch_client_secret(self, credential_id: str, when: datetime, address: str) -> None:
+        """Remember a use of one secret of an OAuth client (``naming.client_secret_id``)."""
+        self._touch_at(f"client_secret:{credential_id}", when, address)
+
+    def touch_client_key(self, credential_id: str, when: datetime, address: str) -> None:
+        """Remember a use of one key of a client's JWK set (``naming.client_key_id``)."""
+        self._touch_at(f"client_key:{credential_id}", when, address)
+
+    def touch_principal(self, principal: Principal, when: datetime, address: str) -> None:
+        """Remember a use of the caller and of the credential it proved itself with, at
+        any entry point (runtime, admin API)."""
+        self.touch(principal.user_id, when)
+        if principal.method is Method.certificate and principal.credential_id:
+            self.touch_certificate(principal.credential_id, when, address)
+        elif principal.method is Method.basic and principal.kind is UserKind.technical:
+            self.touch_secret(principal.credential_id, when, address)
+
     def take(self) -> dict[str, datetime]:
         """Everything remembered, forgetting it (see ``take_all``)."""
         with self._lock:
             seen, self._seen = self._seen, {}
+            self._addresses = {}
         return seen
 
     def take_all(self) -> tuple[dict[str, datetime], dict[str, str]]:
-        """Every use and the certificates' last addresses, forgetting them (one lock)."""
+        """Every use and the credentials' last addresses, forgetting them (one lock)."""
         with self._lock:
             seen, self._seen = self._seen, {}
             addresses, self._addresses = self._addresses, {}
@@ -52,37 +83,102 @@ class LastUse:
     def flush(
         session: Session, seen: dict[str, datetime], addresses: dict[str, str] | None = None
     ) -> None:
-        """Write the newest use of each user, never moving a time backwards."""
+        """Write the newest use of each user and credential, never moving a time back."""
         from ostiary.certificates.models import Certificate
+        from ostiary.credentials.models import TechnicalUserSecret
         from ostiary.oauth.models import OAuthClient
 
-        for user_id, when in sorted(seen.items()):  # one order everywhere: no deadlocks
-            if user_id.startswith("cert:"):
-                address = (addresses or {}).get(user_id)
+        for key, when in sorted(seen.items()):  # one order everywhere: no deadlocks
+            address = (addresses or {}).get(key)
+            kind, _, name = key.partition(":")
+            if kind == "cert":
                 session.execute(
                     update(Certificate)
                     .where(
-                        Certificate.certificate_id == user_id.removeprefix("cert:"),
+                        Certificate.certificate_id == name,
                         or_(Certificate.last_used_at.is_(None), Certificate.last_used_at < when),
                     )
                     .values(last_used_at=when, last_address=address)
                 )
-                continue
-            if user_id.startswith("client:"):
+            elif kind == "secret":
+                session.execute(
+                    update(TechnicalUserSecret)
+                    .where(
+                        TechnicalUserSecret.secret_id == name,
+                        or_(
+                            TechnicalUserSecret.last_used_at.is_(None),
+                            TechnicalUserSecret.last_used_at < when,
+                        ),
+                    )
+                    .values(last_used_at=when, last_address=address)
+                )
+            elif kind == "client_secret":
+                _flush_client_secret(session, name, when, address)
+            elif kind == "client_key":
+                _flush_client_key(session, name, when, address)
+            elif kind == "client":
                 session.execute(
                     update(OAuthClient)
                     .where(
-                        OAuthClient.client_id == user_id.removeprefix("client:"),
+                        OAuthClient.client_id == name,
                         or_(OAuthClient.last_used_at.is_(None), OAuthClient.last_used_at < when),
                     )
                     .values(last_used_at=when)
                 )
-                continue
-            session.execute(
-                update(User)
-                .where(
-                    User.user_id == user_id,
-                    or_(User.last_used_at.is_(None), User.last_used_at < when),
+            else:
+                session.execute(
+                    update(User)
+                    .where(
+                        User.user_id == key,
+                        or_(User.last_used_at.is_(None), User.last_used_at < when),
+                    )
+                    .values(last_used_at=when)
                 )
-                .values(last_used_at=when)
+
+
+def _flush_client_secret(
+    session: Session, credential_id: str, when: datetime, address: str | None
+) -> None:
+    """A client secret is named ``<client ID>.s-<8 hex of its row>`` (``naming``)."""
+    from ostiary.oauth.models import ClientSecret, OAuthClient
+
+    client_id, _, prefix = credential_id.rpartition(".s-")
+    rows = [
+        row_id
+        for row_id in session.scalars(
+            select(ClientSecret.id)
+            .join(OAuthClient, OAuthClient.id == ClientSecret.client_id)
+            .where(OAuthClient.client_id == client_id)
+        )
+        if row_id.hex.startswith(prefix) and prefix
+    ]
+    if rows:
+        session.execute(
+            update(ClientSecret)
+            .where(
+                ClientSecret.id.in_(rows),
+                or_(ClientSecret.last_used_at.is_(None), ClientSecret.last_used_at < when),
             )
+            .values(last_used_at=when, last_address=address)
+        )
+
+
+def _flush_client_key(
+    session: Session, credential_id: str, when: datetime, address: str | None
+) -> None:
+    """A client key is named ``<client ID>.k-<kid>`` (``naming``); keys fetched from a
+    ``jwks_uri`` have no row and keep only the client's last use."""
+    from ostiary.credentials.models import ClientKey
+    from ostiary.oauth.models import OAuthClient
+
+    client_id, _, kid = credential_id.partition(".k-")
+    client = select(OAuthClient.id).where(OAuthClient.client_id == client_id).scalar_subquery()
+    session.execute(
+        update(ClientKey)
+        .where(
+            ClientKey.client_id == client,
+            ClientKey.kid == kid,
+            or_(ClientKey.last_used_at.is_(None), ClientKey.last_used_at < when),
+        )
+        .values(last_used_at=when, last_address=address)
+    )

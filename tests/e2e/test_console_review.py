@@ -1,7 +1,8 @@
 """The access-review pictures and findings in real Chromium against a real server (issue 11
 items 5 and 6): the sub-account overview shows the credential expiry timeline with the
 certificate that ends in 20 days and the message just sent; the technical-user page shows
-its own; Security → Findings lists it too. No request leaves the server for a picture."""
+its own; Security → Findings lists it too; after a rotation with overlap in the console both
+secrets' ends are on the timeline. No request leaves the server for a picture."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ pytestmark = [
 ]
 
 SHOT = "/tmp/ostiary-review-overview.png"
+ROTATED_SHOT = "/tmp/ostiary-review-rotated.png"
 
 
 def seed(server: Server) -> tuple[str, str]:
@@ -71,7 +73,7 @@ def seed(server: Server) -> tuple[str, str]:
     return user_id, str(cert.json()["certificate_id"])
 
 
-def test_overview_and_technical_user_page_show_the_expiry_timeline(
+def test_rotation_with_overlap_and_the_expiry_timeline_in_the_console(
     server: Server, page: Page
 ) -> None:
     from playwright.sync_api import expect
@@ -116,4 +118,25 @@ def test_overview_and_technical_user_page_show_the_expiry_timeline(
     expect(page.get_by_role("heading", name="Findings", exact=True)).to_be_visible()
     expect(page.locator("#credential_expiring")).to_contain_text(certificate_id)
     expect(page.locator("#credential_without_expiry")).to_contain_text(user_id)
+
+    # Rotating the secret with overlap puts both ends on the timeline: the old secret's in
+    # three days (red), the new one's in sixty.
+    page.goto(f"{server.url}/console/technical-users/{user_id}")
+    page.get_by_label("Current secrets keep working for (days)").fill("3")
+    page.get_by_label("New secret valid for (days, empty: no expiry)").fill("60")
+    page.get_by_role("button", name="Rotate secret").click()
+    expect(page.get_by_role("heading", name="New password issued")).to_be_visible()
+    secret_id = page.locator("#secret-id").inner_text().strip()
+    page.get_by_role("link", name=f"go to {user_id}").click()
+    own = page.locator("svg#expiry-timeline")
+    expect(own.locator("text.lane")).to_have_text(["certificate", "technical user secret"])
+    expect(own.locator("circle.mark")).to_have_count(3)
+    new_mark = own.locator(f'circle.mark[data-credential="{secret_id}"]')
+    expect(new_mark.locator("title")).to_contain_text("(in 60 days)")
+    old_mark = own.locator("circle.mark").filter(has_text="(in 3 days)")
+    expect(old_mark).to_have_count(1)
+    expect(old_mark).to_have_attribute("fill", "#b3261e")
+    page.screenshot(path=ROTATED_SHOT, full_page=True)
+    page.goto(f"{server.url}/console/subaccounts/acme-review")
+    expect(page.locator("svg#expiry-timeline circle.mark")).to_have_count(3)
     assert elsewhere == []

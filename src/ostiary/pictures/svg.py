@@ -117,10 +117,11 @@ def expiry_timeline(
         for mark in (m for m in shown if m.lane == lane):
             left = (mark.expires_at - now) / timedelta(days=1)
             x = LABEL_WIDTH + plot * left / days
+            kind = mark.kind.replace("_", " ")
             parts.append(
                 f'<circle class="mark" cx="{x:.1f}" cy="{y:.1f}" r="6" '
                 f'fill="{_colour(left)}" data-credential="{_e(mark.credential_id)}">'
-                f"<title>{_e(lane)}: {_e(mark.kind)} {_e(mark.credential_id)} expires "
+                f"<title>{_e(lane)}: {_e(kind)} {_e(mark.credential_id)} expires "
                 f"{_e(mark.expires_at.date().isoformat())} (in {left:.0f} days)</title>"
                 "</circle>"
             )

@@ -48,7 +48,7 @@ def user_expiries(
     """Active credentials of ``user`` that end within ``days``, one lane per kind."""
     return _ending(
         [
-            ExpiryMark(c.kind.value, c.credential_id, c.kind.value, c.expires_at)
+            ExpiryMark(c.kind.value.replace("_", " "), c.credential_id, c.kind.value, c.expires_at)
             for c in listing(session, now=now, user=user)
             if c.status == "active" and c.expires_at is not None
         ],

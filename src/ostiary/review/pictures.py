@@ -3,6 +3,7 @@ next days, and messages per sender per day. Only reads; the caller owns the tran
 
 from __future__ import annotations
 
+import uuid
 from datetime import date, datetime, time, timedelta
 
 from sqlalchemy import func, select
@@ -97,11 +98,7 @@ def user_volume(
     session: Session, *, user: User, now: datetime, days: int = VOLUME_DAYS
 ) -> list[VolumeSeries]:
     """Messages ``user`` sent per day, one row per sub-account it sent to."""
-    subdomains = {
-        row.id: row.subdomain
-        for row in session.execute(select(Subaccount.id, Subaccount.subdomain))
-    }
-    counts: dict[str, list[int]] = {}
+    by_sub: dict[uuid.UUID, list[int]] = {}
     for index, (start, end) in enumerate(_windows(now, days)):
         for sub_id, count in session.execute(
             select(Message.subaccount_id, func.count())
@@ -112,6 +109,17 @@ def user_volume(
             )
             .group_by(Message.subaccount_id)
         ):
-            label = subdomains.get(sub_id, "?")
-            counts.setdefault(label, [0] * days)[index] = count
-    return [VolumeSeries(label, tuple(row)) for label, row in sorted(counts.items())]
+            by_sub.setdefault(sub_id, [0] * days)[index] = count
+    names = {
+        row.id: row.subdomain
+        for row in session.execute(
+            select(Subaccount.id, Subaccount.subdomain).where(Subaccount.id.in_(by_sub))
+        )
+    }
+    return sorted(
+        (
+            VolumeSeries(names.get(sub_id, str(sub_id)), tuple(row))
+            for sub_id, row in by_sub.items()
+        ),
+        key=lambda s: s.label,
+    )

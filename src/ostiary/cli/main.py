@@ -13,6 +13,7 @@ from rich.table import Table
 from ostiary.cli.certificates import cert_app
 from ostiary.cli.credentials import credentials_app
 from ostiary.cli.oauth import client_app, keys_app, token
+from ostiary.cli.review import findings_command
 from ostiary.cli.runtime import access_app, flow_app, message_app
 from ostiary.cli.tenancy import assign_app, collection_app, member_app, subaccount_app
 from ostiary.cli.users import audit_app, technical_app
@@ -44,6 +45,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(cert_app, name="cert")
 app.add_typer(credentials_app, name="credentials")
 app.command("token")(token)
+app.command("findings")(findings_command)
 console = Console()
 err = Console(stderr=True)
 

@@ -15,6 +15,7 @@ from ostiary.access.permissions import Permission
 from ostiary.api.deps import authorize, context
 from ostiary.certificates import service as certificate_service
 from ostiary.console.guard import authorized, page, principal, problem, signed_in
+from ostiary.console.review_views import user_pictures
 from ostiary.console.web import Viewer, check_csrf, redirect, render
 from ostiary.context import AppContext
 from ostiary.credentials import rotation
@@ -161,6 +162,7 @@ def _detail_page(
             )
             # The admin API's GET /technical-users/{id}/certificates, under the same check.
             certificates = certificate_service.certificates_of_user(session, user=user)
+            pictures = user_pictures(session, ctx=ctx, user=user)
             now = ctx.clock.now()
             # And GET …/credentials: every kind, the same listing.
             credentials = listing(session, now=now, user=user)
@@ -177,6 +179,7 @@ def _detail_page(
         home=home,
         places=places,
         certificates=certificates,
+        pictures=pictures,
         credentials=credentials,
         now=now,
         max_overlap_days=rotation.MAX_OVERLAP.days,

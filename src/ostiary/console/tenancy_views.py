@@ -10,6 +10,7 @@ from starlette.responses import Response
 from ostiary.access.permissions import Permission
 from ostiary.api.deps import context
 from ostiary.console.guard import authorized, page, principal, problem, signed_in
+from ostiary.console.review_views import subaccount_pictures
 from ostiary.console.web import Viewer, check_csrf, redirect, render
 from ostiary.context import AppContext
 from ostiary.db import transaction
@@ -117,6 +118,7 @@ def overview(request: Request, ctx: Ctx, subdomain: str) -> Response:
     try:
         with authorized(ctx, seen, subdomain, Permission.subaccount_read) as here:
             used = tenancy.usage(here.session, subaccount=here.subaccount)
+            pictures = subaccount_pictures(here.session, ctx=ctx, subaccount=here.subaccount)
     except OstiaryError as exc:
         return problem(request, ctx, seen, exc)
     limits = PLAN_LIMITS[here.subaccount.plan].as_dict()
@@ -128,6 +130,7 @@ def overview(request: Request, ctx: Ctx, subdomain: str) -> Response:
         "subaccounts/overview.html",
         subaccount=here.subaccount,
         limits=rows,
+        pictures=pictures,
         section="overview",
     )
 

@@ -103,9 +103,15 @@ def owned_by(session: Session, *, owner: User | None) -> list[User]:
 
 
 def may_manage(session: Session, *, actor: User, user: User) -> bool:
-    """Owners, platform administrators and Administrators of a sub-account where the technical
-    user lives, is a member or holds roles may reset, transfer and inspect it."""
+    """Owners (a person, or any active member of an owning group), platform administrators
+    and Administrators of a sub-account where the technical user lives, is a member or
+    holds roles may reset, transfer and inspect it."""
     if actor.is_platform_admin or user.owner_id == actor.id:
+        return True
+    # Imported here: groups build on identity. Any active member of an owning group manages.
+    from ostiary.groups.ownership import managed_through_group
+
+    if managed_through_group(session, actor=actor, user=user):
         return True
     admin_of = {
         sub_id
@@ -179,6 +185,9 @@ def transfer(session: Session, ctx: AppContext, *, actor: User, user: User, owne
     _require_active_person(owner, "the new owner")
     before = user.owner_id
     previous = session.get(User, before) if before else None
+    from ostiary.groups.ownership import release  # groups build on identity
+
+    group = release(session, user=user)
     user.owner_id = owner.id
     user.updated_at = ctx.clock.now()
     record(
@@ -187,7 +196,10 @@ def transfer(session: Session, ctx: AppContext, *, actor: User, user: User, owne
         actor=actor.user_id,
         action=AuditAction.technical_user_owner_changed,
         target=user.user_id,
-        before={"owner": previous.user_id if previous else None},
+        before={
+            "owner": previous.user_id if previous else None,
+            **({"owner_group": group.group_id} if group else {}),
+        },
         after={"owner": owner.user_id},
     )
 

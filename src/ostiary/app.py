@@ -18,7 +18,9 @@ from ostiary import __version__
 from ostiary.api import access as access_api
 from ostiary.api import certificates as certificates_api
 from ostiary.api import errors
+from ostiary.api import groups as groups_api
 from ostiary.api import identity as identity_api
+from ostiary.api import invitations as invitations_api
 from ostiary.api import oauth_clients as oauth_clients_api
 from ostiary.api import runtime as runtime_api
 from ostiary.api import tenancy as tenancy_api
@@ -108,6 +110,8 @@ def create_app(settings: Settings, *, ctx: AppContext | None = None) -> FastAPI:
     app.include_router(runtime_api.router)
     app.include_router(oauth_clients_api.router)
     app.include_router(certificates_api.router)
+    app.include_router(groups_api.router)
+    app.include_router(invitations_api.router)
     app.include_router(console.router)
     app.include_router(console_tenancy.router)
     app.include_router(console_security.router)

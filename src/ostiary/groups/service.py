@@ -188,6 +188,19 @@ def delete_group(session: Session, *, clock: Clock, actor: str, group: Group) ->
     session.flush()
 
 
+def may_see(session: Session, *, actor: User) -> bool:
+    """Platform administrators and Administrators of any sub-account see the directory's
+    groups (they assign role collections to them); everyone sees the groups they are in."""
+    from ostiary.tenancy.models import Member, MemberRole
+
+    if actor.is_platform_admin:
+        return True
+    return any(
+        MemberRole.administrator.value in roles
+        for roles in session.scalars(select(Member.roles).where(Member.user_id == actor.id))
+    )
+
+
 # ---------------------------------------------------------------- members
 
 

@@ -26,7 +26,9 @@ from ostiary.api import runtime as runtime_api
 from ostiary.api import tenancy as tenancy_api
 from ostiary.api import users as users_api
 from ostiary.console import certificate_views as console_certificates
+from ostiary.console import group_views as console_groups
 from ostiary.console import guard as console_guard
+from ostiary.console import invitation_views as console_invitations
 from ostiary.console import oauth_views as console_oauth
 from ostiary.console import runtime_views as console_runtime
 from ostiary.console import security_views as console_security
@@ -120,6 +122,8 @@ def create_app(settings: Settings, *, ctx: AppContext | None = None) -> FastAPI:
     app.include_router(console_trust.router)
     app.include_router(console_technical.router)
     app.include_router(console_runtime.router)
+    app.include_router(console_groups.router)
+    app.include_router(console_invitations.router)
     app.mount("/static", StaticFiles(packages=[("ostiary.console", "static")]), name="static")
     # The plain Starlette routes go first: the router tries routes in order, and walking
     # the ~110 API routes first cost ~0.3 ms per request (benchmarks/README.md). The

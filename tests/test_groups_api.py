@@ -161,6 +161,8 @@ def test_any_active_member_of_an_owning_group_rotates_its_technical_user(world: 
     )
     assert given.status_code == 200, given.text
     assert (given.json()["owner"], given.json()["owner_group"]) == (None, group_id)
+    mine = client.get(f"{API}/technical-users", headers=f.basic(colleague.user_id)).json()
+    assert [u["user_id"] for u in mine["items"]] == [bot.user_id]
     rotate = f"{API}/technical-users/{bot.user_id}/password"
     assert client.post(rotate, headers=f.basic(colleague.user_id)).status_code == 200
     assert client.post(rotate, headers=f.basic(stranger.user_id)).status_code == 403
@@ -168,3 +170,40 @@ def test_any_active_member_of_an_owning_group_rotates_its_technical_user(world: 
     assert client.post(rotate, headers=f.basic(colleague.user_id)).status_code == 403
     kept = client.delete(f"{API}/groups/{group_id}", headers=world.root_auth)
     assert kept.status_code == 409 and bot.user_id in kept.json()["detail"]
+
+
+def test_the_inventory_calls_a_group_owned_technical_user_ownerless_only_without_active_members(
+    world: World,
+) -> None:
+    client, auth = world.client, world.root_auth
+    group_id = world.group("Team")
+    client.post(
+        f"{API}/groups/{group_id}/members", headers=auth, json={"user_id": world.root.user_id}
+    )
+    client.post(
+        f"{API}/subaccounts/acme/members",
+        headers=auth,
+        json={"user_id": world.bot.user_id, "roles": ["Viewer"]},
+    )
+    given = client.put(
+        f"{API}/technical-users/{world.bot.user_id}/owner",
+        headers=auth,
+        json={"group_id": group_id},
+    )
+    assert given.status_code == 200, given.text
+
+    def row() -> dict[str, object]:
+        items = client.get(f"{API}/subaccounts/acme/technical-users", headers=auth).json()["items"]
+        found: dict[str, object] = next(i for i in items if i["user_id"] == world.bot.user_id)
+        return found
+
+    assert (row()["owner_group"], row()["ownerless"]) == (group_id, False)
+    client.delete(f"{API}/groups/{group_id}/members/{world.root.user_id}", headers=auth)
+    assert row()["ownerless"] is True
+    back = client.put(
+        f"{API}/technical-users/{world.bot.user_id}/owner",
+        headers=auth,
+        json={"owner_user_id": world.root.user_id},
+    )
+    assert back.json()["owner_group"] is None and back.json()["owner"] == world.root.user_id
+    assert client.delete(f"{API}/groups/{group_id}", headers=auth).status_code == 204

@@ -100,6 +100,8 @@ class InventoryOut(BaseModel):
     ownerless: bool
     created_at: datetime
     credentials: list[dict[str, Any]]
+    #: The group owning the technical user, when a group does (issue 12).
+    owner_group: str | None = None
     member_roles: list[str]
     role_collections: list[str]
     roles: list[str]
@@ -281,6 +283,7 @@ def technical_user_inventory(
             status=r.user.status.value,
             owner=r.owner.user_id if r.owner else None,
             ownerless=r.ownerless,
+            owner_group=r.owner_group,
             created_at=r.user.created_at,
             credentials=r.credentials,
             member_roles=r.member_roles,

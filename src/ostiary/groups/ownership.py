@@ -23,6 +23,24 @@ def owner_group(session: Session, *, user: User) -> Group | None:
     )
 
 
+def owner_is_active(
+    session: Session, *, user: User, owner: User | None, group: Group | None
+) -> bool:
+    """Whether someone active answers for ``user``: its person owner, or at least one
+    active member of its owning group (else the inventory calls it ownerless)."""
+    if group is not None:
+        return (
+            session.scalar(
+                select(GroupMember.user_id)
+                .join(User, User.id == GroupMember.user_id)
+                .where(GroupMember.group_id == group.id, User.status == UserStatus.active)
+                .limit(1)
+            )
+            is not None
+        )
+    return owner is not None and owner.status is UserStatus.active
+
+
 def managed_through_group(session: Session, *, actor: User, user: User) -> bool:
     """Whether ``actor`` is an active member of the group owning ``user``."""
     if actor.status is not UserStatus.active:

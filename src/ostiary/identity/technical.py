@@ -95,10 +95,18 @@ def create(
 
 
 def owned_by(session: Session, *, owner: User | None) -> list[User]:
-    """Technical users owned by ``owner`` (all of them for ``None``), by user ID."""
+    """Technical users owned by ``owner``, directly or through a group it is in (all of them
+    for ``None``), by user ID."""
     query = select(User).where(User.kind == UserKind.technical).order_by(User.user_id)
     if owner is not None:
-        query = query.where(User.owner_id == owner.id)
+        from ostiary.groups.models import GroupMember, GroupOwnership  # groups build on identity
+
+        through_groups = (
+            select(GroupOwnership.user_id)
+            .join(GroupMember, GroupMember.group_id == GroupOwnership.group_id)
+            .where(GroupMember.user_id == owner.id)
+        )
+        query = query.where(or_(User.owner_id == owner.id, User.id.in_(through_groups)))
     return list(session.scalars(query))
 
 
@@ -247,6 +255,8 @@ class InventoryRow:
     last_used_at: datetime | None = None
     member_roles: list[str] = field(default_factory=list)
     flows_called: list[str] = field(default_factory=list)
+    #: The group owning the technical user, when a group does (issue 12).
+    owner_group: str | None = None
 
 
 def inventory(
@@ -315,11 +325,15 @@ def inventory(
             )
             or []
         )
+        from ostiary.groups.ownership import owner_group, owner_is_active
+
+        group = owner_group(session, user=user)
         rows.append(
             InventoryRow(
                 user=user,
                 owner=owner_user,
-                ownerless=owner_user is None or owner_user.status is not UserStatus.active,
+                ownerless=not owner_is_active(session, user=user, owner=owner_user, group=group),
+                owner_group=group.group_id if group else None,
                 credentials=_credentials(session, user=user, subaccount=subaccount),
                 role_collections=sorted(collections),
                 roles=sorted(set().union(*collections.values())) if collections else [],

@@ -28,6 +28,7 @@ from ostiary.identity.models import User, UserKind, UserStatus
 from ostiary.mail import service as mail
 from ostiary.tenancy import service as tenancy
 from ostiary.tenancy.models import Member, MemberRole, Subaccount
+from ostiary.textsafe import clean
 
 #: Syntax only (issue 12: internal and special-use domains are fine; the mail proves it).
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}$")
@@ -43,7 +44,7 @@ class Sent:
 
 def _email(email: str) -> str:
     cleaned = email.strip()
-    if len(cleaned) > 320 or not _EMAIL.match(cleaned):
+    if clean(cleaned) != cleaned or len(cleaned) > 320 or not _EMAIL.match(cleaned):
         raise InvalidInput("not a valid e-mail address")
     return cleaned
 
@@ -100,7 +101,7 @@ def invite(
         email=address,
         email_normalized=normalized,
         roles=chosen,
-        description=description,
+        description=clean(description),
         token_hash=ctx.token_hasher.hash(token),
         status=InvitationStatus.pending,
         invited_by=actor.user_id,
@@ -230,7 +231,7 @@ def register_and_accept(
     ):
         raise Conflict(f"{invitation.email} already has an account: sign in to accept")
     now = ctx.clock.now()
-    given, family = given_name.strip(), family_name.strip()
+    given, family = clean(given_name, 200).strip(), clean(family_name, 200).strip()
     user = User(
         id=uuid.uuid4(),
         user_id=allocate_user_id(session, kind=UserKind.person),

@@ -20,13 +20,17 @@ from ostiary.api import certificates as certificates_api
 from ostiary.api import credentials as credentials_api
 from ostiary.api import errors
 from ostiary.api import findings as findings_api
+from ostiary.api import groups as groups_api
 from ostiary.api import identity as identity_api
+from ostiary.api import invitations as invitations_api
 from ostiary.api import oauth_clients as oauth_clients_api
 from ostiary.api import runtime as runtime_api
 from ostiary.api import tenancy as tenancy_api
 from ostiary.api import users as users_api
 from ostiary.console import certificate_views as console_certificates
+from ostiary.console import group_views as console_groups
 from ostiary.console import guard as console_guard
+from ostiary.console import invitation_views as console_invitations
 from ostiary.console import oauth_views as console_oauth
 from ostiary.console import review_views as console_review
 from ostiary.console import runtime_views as console_runtime
@@ -112,6 +116,8 @@ def create_app(settings: Settings, *, ctx: AppContext | None = None) -> FastAPI:
     app.include_router(oauth_clients_api.router)
     app.include_router(certificates_api.router)
     app.include_router(credentials_api.router)
+    app.include_router(groups_api.router)
+    app.include_router(invitations_api.router)
     app.include_router(console.router)
     app.include_router(console_tenancy.router)
     app.include_router(console_security.router)
@@ -122,6 +128,8 @@ def create_app(settings: Settings, *, ctx: AppContext | None = None) -> FastAPI:
     app.include_router(console_runtime.router)
     app.include_router(findings_api.router)
     app.include_router(console_review.router)
+    app.include_router(console_groups.router)
+    app.include_router(console_invitations.router)
     app.mount("/static", StaticFiles(packages=[("ostiary.console", "static")]), name="static")
     # The plain Starlette routes go first: the router tries routes in order, and walking
     # the ~110 API routes first cost ~0.3 ms per request (benchmarks/README.md). The

@@ -6,6 +6,7 @@ from ostiary.certificates import models as certificate_models
 from ostiary.credentials import models as credential_models
 from ostiary.db import Base
 from ostiary.gate import models as gate_models
+from ostiary.groups import models as group_models
 from ostiary.identity import models as identity_models
 from ostiary.mail import models as mail_models
 from ostiary.oauth import models as oauth_models
@@ -19,6 +20,7 @@ __all__ = [
     "certificate_models",
     "credential_models",
     "gate_models",
+    "group_models",
     "identity_models",
     "mail_models",
     "oauth_models",

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from ostiary.cli.certificates import cert_app
 from ostiary.cli.credentials import credentials_app
+from ostiary.cli.groups import group_app, invite_app
 from ostiary.cli.oauth import client_app, keys_app, token
 from ostiary.cli.review import findings_command
 from ostiary.cli.runtime import access_app, flow_app, message_app
@@ -44,6 +45,8 @@ app.add_typer(client_app, name="oauth-client")
 app.add_typer(keys_app, name="keys")
 app.add_typer(cert_app, name="cert")
 app.add_typer(credentials_app, name="credentials")
+app.add_typer(group_app, name="group")
+app.add_typer(invite_app, name="invite")
 app.command("token")(token)
 app.command("findings")(findings_command)
 console = Console()

@@ -51,3 +51,8 @@ class AuditAction(StrEnum):
     runtime_denied = "runtime:denied"
     access_denied = "access:denied"
     authentication_failed = "access:authentication:failed"
+    scim_token_created = "scim:token:created"
+    scim_token_revoked = "scim:token:revoked"
+    scim_user_provisioned = "scim:user:provisioned"
+    scim_user_changed = "scim:user:changed"
+    scim_user_deprovisioned = "scim:user:deprovisioned"

@@ -13,6 +13,7 @@ from rich.table import Table
 from ostiary.cli.certificates import cert_app
 from ostiary.cli.oauth import client_app, keys_app, token
 from ostiary.cli.runtime import access_app, flow_app, message_app
+from ostiary.cli.scim import scim_token_app
 from ostiary.cli.tenancy import assign_app, collection_app, member_app, subaccount_app
 from ostiary.cli.users import audit_app, technical_app
 from ostiary.identity.models import UserKind
@@ -41,6 +42,7 @@ app.add_typer(message_app, name="messages")
 app.add_typer(client_app, name="oauth-client")
 app.add_typer(keys_app, name="keys")
 app.add_typer(cert_app, name="cert")
+app.add_typer(scim_token_app, name="scim-token")
 app.command("token")(token)
 console = Console()
 err = Console(stderr=True)

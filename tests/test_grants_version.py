@@ -23,6 +23,8 @@ from ostiary.audit.service import record
 from ostiary.context import AppContext
 from ostiary.db import add_unique, make_session_factory, transaction
 from ostiary.errors import Conflict
+from ostiary.groups import assignments as group_assignments
+from ostiary.groups import service as groups
 from ostiary.identity import admin as identity_admin
 from ostiary.identity import service as identity
 from ostiary.identity import sessions as console_sessions
@@ -157,6 +159,24 @@ def _retire(s: Session, ctx: AppContext, w: World) -> None:
 
 
 READ_MODEL_CHANGES: dict[str, Change] = {
+    "create a group": lambda s, ctx, w: groups.create(s, clock=ctx.clock, actor=ACTOR, name="G"),
+    "put a technical user in a group": lambda s, ctx, w: groups.add_member(
+        s,
+        clock=ctx.clock,
+        actor=ACTOR,
+        group=groups.create(s, clock=ctx.clock, actor=ACTOR, name="G"),
+        user=_u(s, w.bot),
+    ),
+    "assign a role collection to a group": lambda s, ctx, w: (
+        group_assignments.set_group_collections(
+            s,
+            clock=ctx.clock,
+            actor=ACTOR,
+            subaccount=_sub(s, w),
+            group=groups.create(s, clock=ctx.clock, actor=ACTOR, name="G"),
+            names=[c.name for c in s.scalars(select(RoleCollection))][:1],
+        )
+    ),
     "create a technical user": lambda s, ctx, w: technical.create(
         s, ctx, creator=_u(s, w.admin), display_name="another", home=_sub(s, w)
     ),

@@ -18,7 +18,9 @@ from ostiary import __version__
 from ostiary.api import access as access_api
 from ostiary.api import certificates as certificates_api
 from ostiary.api import errors
+from ostiary.api import groups as groups_api
 from ostiary.api import identity as identity_api
+from ostiary.api import invitations as invitations_api
 from ostiary.api import oauth_clients as oauth_clients_api
 from ostiary.api import runtime as runtime_api
 from ostiary.api import scim as scim_api
@@ -26,7 +28,9 @@ from ostiary.api import scim_tokens as scim_tokens_api
 from ostiary.api import tenancy as tenancy_api
 from ostiary.api import users as users_api
 from ostiary.console import certificate_views as console_certificates
+from ostiary.console import group_views as console_groups
 from ostiary.console import guard as console_guard
+from ostiary.console import invitation_views as console_invitations
 from ostiary.console import oauth_views as console_oauth
 from ostiary.console import runtime_views as console_runtime
 from ostiary.console import security_views as console_security
@@ -111,6 +115,8 @@ def create_app(settings: Settings, *, ctx: AppContext | None = None) -> FastAPI:
     app.include_router(oauth_clients_api.router)
     app.include_router(certificates_api.router)
     app.include_router(scim_tokens_api.router)
+    app.include_router(groups_api.router)
+    app.include_router(invitations_api.router)
     app.include_router(console.router)
     app.include_router(console_tenancy.router)
     app.include_router(console_security.router)
@@ -120,6 +126,8 @@ def create_app(settings: Settings, *, ctx: AppContext | None = None) -> FastAPI:
     app.include_router(console_technical.router)
     app.include_router(console_runtime.router)
     app.mount("/scim/v2", scim_api.app(ctx))
+    app.include_router(console_groups.router)
+    app.include_router(console_invitations.router)
     app.mount("/static", StaticFiles(packages=[("ostiary.console", "static")]), name="static")
     # The plain Starlette routes go first: the router tries routes in order, and walking
     # the ~110 API routes first cost ~0.3 ms per request (benchmarks/README.md). The

@@ -5,6 +5,7 @@ from ostiary.audit import models as audit_models
 from ostiary.certificates import models as certificate_models
 from ostiary.db import Base
 from ostiary.gate import models as gate_models
+from ostiary.groups import models as group_models
 from ostiary.identity import models as identity_models
 from ostiary.mail import models as mail_models
 from ostiary.oauth import models as oauth_models
@@ -18,6 +19,7 @@ __all__ = [
     "audit_models",
     "certificate_models",
     "gate_models",
+    "group_models",
     "identity_models",
     "mail_models",
     "oauth_models",

@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     activation_ttl_hours: int = Field(default=24, ge=1, le=24 * 30)
     reset_ttl_minutes: int = Field(default=60, ge=5, le=24 * 60)
+    #: How long an invitation link works (issue 12).
+    invitation_ttl_hours: int = Field(default=24 * 7, ge=1, le=24 * 90)
     session_ttl_hours: int = Field(default=12, ge=1, le=24 * 30)
     max_request_bytes: int = Field(default=1024 * 1024, ge=1024)
     argon2_memory_kib: int = Field(default=19 * 1024, ge=8)

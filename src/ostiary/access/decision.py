@@ -33,6 +33,23 @@ class Grants:
     roles: dict[str, frozenset[str]] = field(default_factory=dict)
     #: Every role collection assigned to the user here, also those giving no role.
     collections: frozenset[str] = frozenset()
+    #: Role collection → the groups through which the user holds it here (issue 12).
+    via_groups: dict[str, frozenset[str]] = field(default_factory=dict)
+    #: The role collections assigned to the user itself; ``None``: all of ``collections``.
+    direct: frozenset[str] | None = None
+
+    def paths(self, role: str) -> list[str]:
+        """Every path that gives ``role``: "T000004 → group Integration Team → role
+        collection Senders → ESBMessaging.send", one per group or direct assignment."""
+        found = []
+        for collection in sorted(self.roles.get(role, ())):
+            if self.direct is None or collection in self.direct:
+                found.append(f"{self.user_id} → role collection {collection} → {role}")
+            for group in sorted(self.via_groups.get(collection, ())):
+                found.append(
+                    f"{self.user_id} → group {group} → role collection {collection} → {role}"
+                )
+        return found
 
 
 @dataclass(frozen=True)
@@ -68,6 +85,10 @@ def decide(grants: Grants, requirement: Permission | RoleRequirement) -> Decisio
             return Deny(
                 f"none of the role collections {', '.join(sorted(held))} of user "
                 f"{grants.user_id} in {grants.subdomain} contains {requirement.name}"
+            )
+        if grants.via_groups:
+            return Allow(
+                f"role {requirement.name} through {'; '.join(grants.paths(requirement.name))}"
             )
         return Allow(
             f"role {requirement.name} through role collection(s) {', '.join(sorted(collections))}"

@@ -435,6 +435,24 @@ def load_grants(session: Session, *, user: User, subaccount: Subaccount) -> Gran
             RoleCollectionAssignment.user_id == user.id,
         )
     )
+    held = set(collections)
+    direct = frozenset(held)
+    via_groups: dict[str, set[str]] = {}
+    # Imported here: the groups domain builds on this module.
+    from ostiary.groups.models import Group, GroupAssignment, GroupMember
+
+    for group_name, collection_name, role_name in session.execute(
+        select(Group.name, RoleCollection.name, RoleCollectionRole.role_name)
+        .join(GroupMember, GroupMember.group_id == Group.id)
+        .join(GroupAssignment, GroupAssignment.group_id == Group.id)
+        .join(RoleCollection, RoleCollection.id == GroupAssignment.collection_id)
+        .outerjoin(RoleCollectionRole, RoleCollectionRole.collection_id == RoleCollection.id)
+        .where(RoleCollection.subaccount_id == subaccount.id, GroupMember.user_id == user.id)
+    ):
+        held.add(collection_name)
+        via_groups.setdefault(collection_name, set()).add(group_name)
+        if role_name is not None:
+            roles.setdefault(role_name, set()).add(collection_name)
     return Grants(
         user_id=user.user_id,
         status=user.status,
@@ -442,5 +460,7 @@ def load_grants(session: Session, *, user: User, subaccount: Subaccount) -> Gran
         subdomain=subaccount.subdomain,
         member_roles=frozenset(member.roles) if member else frozenset(),
         roles={k: frozenset(v) for k, v in roles.items()},
-        collections=frozenset(collections),
+        collections=frozenset(held),
+        via_groups={k: frozenset(v) for k, v in via_groups.items()},
+        direct=direct if via_groups else None,
     )

@@ -139,6 +139,13 @@ class GrantSnapshot:
     )
     #: (user, sub-account) → every role collection assigned there, also those without roles.
     collections: dict[tuple[uuid.UUID, uuid.UUID], frozenset[str]] = field(default_factory=dict)
+    #: (user, sub-account) → role collection → groups giving it there (issue 12).
+    via_groups: dict[tuple[uuid.UUID, uuid.UUID], dict[str, frozenset[str]]] = field(
+        default_factory=dict
+    )
+    #: (user, sub-account) → role collections assigned to the user itself, for users that
+    #: also hold some through a group (absent: every collection is direct).
+    direct: dict[tuple[uuid.UUID, uuid.UUID], frozenset[str]] = field(default_factory=dict)
     #: Client-certificate trust per sub-account and certificates by fingerprint (issue 10).
     certificates: CertificateModel = field(default_factory=CertificateModel)
     #: ``grants()`` answers, made once per (user, sub-account) and snapshot: the snapshot
@@ -173,6 +180,8 @@ class GrantSnapshot:
             member_roles=self.member_roles.get(key, frozenset()),
             roles=self.roles.get(key, {}),
             collections=self.collections.get(key, frozenset()),
+            via_groups=self.via_groups.get(key, {}),
+            direct=self.direct.get(key),
         )
         self._grants[(user_id, subdomain)] = made
         return made
@@ -218,6 +227,10 @@ READ_MODEL: Mapping[str, frozenset[str]] = {
     "role_collections": frozenset({"id", "subaccount_id", "name"}),
     "role_collection_roles": frozenset({"collection_id", "role_name"}),
     "role_collection_assignments": frozenset({"user_id", "collection_id"}),
+    # Issue 12 (groups/): membership and group role collections give grants.
+    "groups": frozenset({"id", "name"}),
+    "group_members": frozenset({"group_id", "user_id"}),
+    "group_role_collection_assignments": frozenset({"group_id", "collection_id"}),
     "oauth_clients": frozenset(
         {
             "id",
@@ -369,6 +382,7 @@ def load(session: Session) -> GrantSnapshot:
         ).join(RoleCollection, RoleCollection.id == RoleCollectionAssignment.collection_id)
     ):
         collections.setdefault((user_id, sub_id), set()).add(collection_name)
+    via_groups, direct = _through_groups(session, roles, collections)
     return GrantSnapshot(
         version=version,
         users=users,
@@ -382,10 +396,53 @@ def load(session: Session) -> GrantSnapshot:
         member_roles=member_roles,
         roles={k: {r: frozenset(c) for r, c in v.items()} for k, v in roles.items()},
         collections={k: frozenset(v) for k, v in collections.items()},
+        via_groups=via_groups,
+        direct=direct,
         certificates=load_certificates(
             session, by_id, {facts.id: facts.user_id for facts in users.values()}
         ),
     )
+
+
+def _through_groups(
+    session: Session,
+    roles: dict[tuple[uuid.UUID, uuid.UUID], dict[str, set[str]]],
+    collections: dict[tuple[uuid.UUID, uuid.UUID], set[str]],
+) -> tuple[
+    dict[tuple[uuid.UUID, uuid.UUID], dict[str, frozenset[str]]],
+    dict[tuple[uuid.UUID, uuid.UUID], frozenset[str]],
+]:
+    """Add what members hold through their groups to ``roles`` and ``collections`` (in
+    place); answer the group paths and, for those users, the directly held collections."""
+    from ostiary.groups.models import Group, GroupAssignment, GroupMember
+
+    held: dict[uuid.UUID, list[tuple[uuid.UUID, str, str, str | None]]] = {}
+    for group_id, group_name, sub_id, collection_name, role_name in session.execute(
+        select(
+            GroupAssignment.group_id,
+            Group.name,
+            RoleCollection.subaccount_id,
+            RoleCollection.name,
+            RoleCollectionRole.role_name,
+        )
+        .join(Group, Group.id == GroupAssignment.group_id)
+        .join(RoleCollection, RoleCollection.id == GroupAssignment.collection_id)
+        .outerjoin(RoleCollectionRole, RoleCollectionRole.collection_id == RoleCollection.id)
+    ):
+        held.setdefault(group_id, []).append((sub_id, group_name, collection_name, role_name))
+    paths: dict[tuple[uuid.UUID, uuid.UUID], dict[str, set[str]]] = {}
+    direct: dict[tuple[uuid.UUID, uuid.UUID], frozenset[str]] = {}
+    for group_id, user_id in session.execute(select(GroupMember.group_id, GroupMember.user_id)):
+        for sub_id, group_name, collection_name, role in held.get(group_id, ()):
+            key = (user_id, sub_id)
+            if key not in direct:
+                direct[key] = frozenset(collections.get(key, ()))
+            paths.setdefault(key, {}).setdefault(collection_name, set()).add(group_name)
+            collections.setdefault(key, set()).add(collection_name)
+            if role is not None:
+                roles.setdefault(key, {}).setdefault(role, set()).add(collection_name)
+    via = {k: {c: frozenset(g) for c, g in v.items()} for k, v in paths.items()}
+    return via, direct
 
 
 def _expiry_days(session: Session) -> dict[UserKind, int | None]:

@@ -103,6 +103,8 @@ class ExplanationOut(BaseModel):
     role_collections: list[str]
     roles: list[str]
     required_role: str | None
+    #: Every path giving the required role ("T000004 → group G → role collection C → role").
+    paths: list[str] = []
 
 
 def flow_out(ctx: AppContext, subdomain: str, flow: Flow) -> FlowOut:
@@ -329,4 +331,5 @@ def explain_access(
         role_collections=result.role_collections,
         roles=result.roles,
         required_role=result.required_role,
+        paths=result.paths,
     )

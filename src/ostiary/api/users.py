@@ -23,7 +23,7 @@ from ostiary.api.deps import (
 from ostiary.audit import service as audit
 from ostiary.context import AppContext
 from ostiary.db import transaction
-from ostiary.errors import PermissionDenied
+from ostiary.errors import InvalidInput, PermissionDenied
 from ostiary.identity import admin, technical
 from ostiary.identity import service as identity
 from ostiary.identity.models import User, UserStatus
@@ -55,9 +55,11 @@ class SecretOut(BaseModel):
 
 
 class OwnerIn(BaseModel):
-    """The new owner of a technical user."""
+    """The new owner of a technical user: a person (``owner_user_id``) or a group
+    (``group_id``), exactly one of them."""
 
-    owner_user_id: UserId
+    owner_user_id: UserId | None = None
+    group_id: Annotated[str, Field(min_length=1, max_length=16)] | None = None
 
 
 class ConvertIn(BaseModel):
@@ -83,6 +85,8 @@ class UserOut(BaseModel):
     description: str
     owner: str | None
     created_at: datetime
+    #: The group owning a technical user, when a group does (issue 12).
+    owner_group: str | None = None
 
 
 class InventoryOut(BaseModel):
@@ -96,6 +100,8 @@ class InventoryOut(BaseModel):
     ownerless: bool
     created_at: datetime
     credentials: list[dict[str, Any]]
+    #: The group owning the technical user, when a group does (issue 12).
+    owner_group: str | None = None
     member_roles: list[str]
     role_collections: list[str]
     roles: list[str]
@@ -140,7 +146,15 @@ def user_out(session: Any, user: User) -> UserOut:
         description=user.description,
         owner=_owner_id(session, user),
         created_at=user.created_at,
+        owner_group=_owner_group(session, user),
     )
+
+
+def _owner_group(session: Any, user: User) -> str | None:
+    from ostiary.groups.ownership import owner_group
+
+    group = owner_group(session, user=user)
+    return group.group_id if group else None
 
 
 @router.post("/technical-users", status_code=201, response_model=SecretOut)
@@ -229,8 +243,17 @@ def transfer_technical_user(user_id: str, body: OwnerIn, ctx: Ctx, principal: Ca
     """Hand a technical user to another owner."""
     with transaction(ctx.sessions) as session:
         actor, user = _managed(session, principal, user_id)
-        owner = identity.get_user(session, user_id=body.owner_user_id)
-        technical.transfer(session, ctx, actor=actor, user=user, owner=owner)
+        if (body.owner_user_id is None) == (body.group_id is None):
+            raise InvalidInput("give either owner_user_id or group_id")
+        if body.group_id is not None:
+            from ostiary.groups import ownership
+            from ostiary.groups import service as groups
+
+            group = groups.get(session, group_id=body.group_id)
+            ownership.give_to_group(session, clock=ctx.clock, actor=actor, user=user, group=group)
+        else:
+            owner = identity.get_user(session, user_id=body.owner_user_id or "")
+            technical.transfer(session, ctx, actor=actor, user=user, owner=owner)
         return user_out(session, user)
 
 
@@ -260,6 +283,7 @@ def technical_user_inventory(
             status=r.user.status.value,
             owner=r.owner.user_id if r.owner else None,
             ownerless=r.ownerless,
+            owner_group=r.owner_group,
             created_at=r.user.created_at,
             credentials=r.credentials,
             member_roles=r.member_roles,

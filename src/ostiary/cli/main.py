@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ostiary.cli.certificates import cert_app
+from ostiary.cli.groups import group_app, invite_app
 from ostiary.cli.oauth import client_app, keys_app, token
 from ostiary.cli.runtime import access_app, flow_app, message_app
 from ostiary.cli.scim import scim_token_app
@@ -43,6 +44,8 @@ app.add_typer(client_app, name="oauth-client")
 app.add_typer(keys_app, name="keys")
 app.add_typer(cert_app, name="cert")
 app.add_typer(scim_token_app, name="scim-token")
+app.add_typer(group_app, name="group")
+app.add_typer(invite_app, name="invite")
 app.command("token")(token)
 console = Console()
 err = Console(stderr=True)

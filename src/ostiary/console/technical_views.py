@@ -18,6 +18,7 @@ from ostiary.console.web import Viewer, check_csrf, redirect, render
 from ostiary.context import AppContext
 from ostiary.db import transaction
 from ostiary.errors import OstiaryError, PermissionDenied
+from ostiary.groups import ownership
 from ostiary.identity import service as identity
 from ostiary.identity import technical
 from ostiary.identity.models import User, UserKind
@@ -143,6 +144,7 @@ def _detail_page(
         with transaction(ctx.read_sessions) as session:
             _, user = _managed(session, seen, user_id)
             owner = session.get(User, user.owner_id) if user.owner_id else None
+            owner_group = ownership.owner_group(session, user=user)
             home = (
                 session.get(Subaccount, user.home_subaccount_id)
                 if user.home_subaccount_id
@@ -169,6 +171,7 @@ def _detail_page(
         failed=failed,
         subject=user,
         owner=owner,
+        owner_group=owner_group,
         home=home,
         places=places,
         certificates=certificates,

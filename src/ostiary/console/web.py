@@ -78,6 +78,15 @@ FLASHES = {
     ),
     "mapping_rule_added": ("success", "The mapping rule was added."),
     "mapping_rule_deleted": ("success", "The mapping rule was removed."),
+    "group_created": ("success", "The group was created. Add its members."),
+    "group_member_added": ("success", "The member was added to the group."),
+    "group_member_removed": (
+        "success",
+        "The member left the group; what the group gave them ends within a second.",
+    ),
+    "invitation_sent": ("success", "The invitation is on its way; its link works once."),
+    "invitation_withdrawn": ("success", "The invitation was withdrawn; its link no longer works."),
+    "invitation_accepted": ("success", "Welcome: you are now a member of the sub-account."),
 }
 
 

@@ -183,6 +183,9 @@ class Explanation:
     role_collections: list[str] = field(default_factory=list)
     roles: list[str] = field(default_factory=list)
     required_role: str | None = None
+    #: Every path giving the required role, e.g. "T000004 → group Integration Team → role
+    #: collection Senders → ESBMessaging.send" (issue 12).
+    paths: list[str] = field(default_factory=list)
 
 
 def explain(
@@ -209,4 +212,6 @@ def explain(
     if grants is not None:
         result.role_collections = sorted(grants.collections)
         result.roles = sorted(grants.roles)
+        if result.required_role is not None:
+            result.paths = grants.paths(result.required_role)
     return result

@@ -95,17 +95,31 @@ def create(
 
 
 def owned_by(session: Session, *, owner: User | None) -> list[User]:
-    """Technical users owned by ``owner`` (all of them for ``None``), by user ID."""
+    """Technical users owned by ``owner``, directly or through a group it is in (all of them
+    for ``None``), by user ID."""
     query = select(User).where(User.kind == UserKind.technical).order_by(User.user_id)
     if owner is not None:
-        query = query.where(User.owner_id == owner.id)
+        from ostiary.groups.models import GroupMember, GroupOwnership  # groups build on identity
+
+        through_groups = (
+            select(GroupOwnership.user_id)
+            .join(GroupMember, GroupMember.group_id == GroupOwnership.group_id)
+            .where(GroupMember.user_id == owner.id)
+        )
+        query = query.where(or_(User.owner_id == owner.id, User.id.in_(through_groups)))
     return list(session.scalars(query))
 
 
 def may_manage(session: Session, *, actor: User, user: User) -> bool:
-    """Owners, platform administrators and Administrators of a sub-account where the technical
-    user lives, is a member or holds roles may reset, transfer and inspect it."""
+    """Owners (a person, or any active member of an owning group), platform administrators
+    and Administrators of a sub-account where the technical user lives, is a member or
+    holds roles may reset, transfer and inspect it."""
     if actor.is_platform_admin or user.owner_id == actor.id:
+        return True
+    # Imported here: groups build on identity. Any active member of an owning group manages.
+    from ostiary.groups.ownership import managed_through_group
+
+    if managed_through_group(session, actor=actor, user=user):
         return True
     admin_of = {
         sub_id
@@ -179,6 +193,9 @@ def transfer(session: Session, ctx: AppContext, *, actor: User, user: User, owne
     _require_active_person(owner, "the new owner")
     before = user.owner_id
     previous = session.get(User, before) if before else None
+    from ostiary.groups.ownership import release  # groups build on identity
+
+    group = release(session, user=user)
     user.owner_id = owner.id
     user.updated_at = ctx.clock.now()
     record(
@@ -187,7 +204,10 @@ def transfer(session: Session, ctx: AppContext, *, actor: User, user: User, owne
         actor=actor.user_id,
         action=AuditAction.technical_user_owner_changed,
         target=user.user_id,
-        before={"owner": previous.user_id if previous else None},
+        before={
+            "owner": previous.user_id if previous else None,
+            **({"owner_group": group.group_id} if group else {}),
+        },
         after={"owner": owner.user_id},
     )
 
@@ -235,6 +255,8 @@ class InventoryRow:
     last_used_at: datetime | None = None
     member_roles: list[str] = field(default_factory=list)
     flows_called: list[str] = field(default_factory=list)
+    #: The group owning the technical user, when a group does (issue 12).
+    owner_group: str | None = None
 
 
 def inventory(
@@ -303,11 +325,15 @@ def inventory(
             )
             or []
         )
+        from ostiary.groups.ownership import owner_group, owner_is_active
+
+        group = owner_group(session, user=user)
         rows.append(
             InventoryRow(
                 user=user,
                 owner=owner_user,
-                ownerless=owner_user is None or owner_user.status is not UserStatus.active,
+                ownerless=not owner_is_active(session, user=user, owner=owner_user, group=group),
+                owner_group=group.group_id if group else None,
                 credentials=_credentials(session, user=user, subaccount=subaccount),
                 role_collections=sorted(collections),
                 roles=sorted(set().union(*collections.values())) if collections else [],

@@ -1,7 +1,7 @@
 """scim: bearer tokens, and the SCIM userName/externalId of persons
 
 Revision ID: 0013
-Revises: 0007
+Revises: 0012
 Create Date: 2026-12-02
 
 Two new tables, nothing changed on existing ones: old code ignores them.
@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0013"
-down_revision: str | None = "0007"
+down_revision: str | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,1 @@
+"""Groups in the directory, their role collections, group-owned technical users, invitations."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import anyio.to_thread
@@ -26,9 +27,10 @@ from ostiary.api.authn import client_address
 from ostiary.context import AppContext
 from ostiary.db import store_wide, transaction
 from ostiary.errors import OstiaryError
+from ostiary.scim import groups, rfc7644_query, tokens, users
 from ostiary.scim import rfc7643_schema as schema
-from ostiary.scim import rfc7644_query, tokens, users
 from ostiary.scim.errors import InvalidSyntax, ResourceNotFound, ScimError
+from ostiary.scim.rfc7644_patch import ResourceSpec
 
 log = logging.getLogger("ostiary.scim")
 
@@ -130,14 +132,6 @@ def _headers(resource: dict[str, Any]) -> dict[str, str]:
     return found
 
 
-def _resource(resource: dict[str, Any], request: Request, status: int = 200) -> Response:
-    query = rfc7644_query.parse(dict(request.query_params), max_results=schema.MAX_RESULTS)
-    shown = rfc7644_query.project(
-        resource, users.SPEC, attributes=query.attributes, excluded=query.excluded
-    )
-    return ScimJSON(shown, status_code=status, headers=_headers(resource))
-
-
 # ---------------------------------------------------------------- discovery (RFC 7644 §4)
 
 
@@ -169,7 +163,7 @@ def _discovery_list(items: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _resource_types(base: str) -> list[dict[str, Any]]:
     found = []
-    for item in schema.resource_types(groups=False):
+    for item in schema.resource_types(groups=True):
         dumped = _dump(item)
         dumped["meta"] = {
             "resourceType": "ResourceType",
@@ -181,7 +175,7 @@ def _resource_types(base: str) -> list[dict[str, Any]]:
 
 def _schemas(base: str) -> list[dict[str, Any]]:
     found = []
-    for item in schema.schemas(groups=False):
+    for item in schema.schemas(groups=True):
         dumped = _dump(item)
         dumped["meta"] = {"resourceType": "Schema", "location": f"{base}/Schemas/{item.id}"}
         found.append(dumped)
@@ -212,7 +206,7 @@ async def schemas(request: Request, ctx: AppContext, actor: str) -> Response:
     raise ResourceNotFound(f"no Schema {wanted}")
 
 
-# ---------------------------------------------------------------- Users (RFC 7644 §3)
+# ---------------------------------------------------------------- Users and Groups (§3)
 
 
 def _read(ctx: AppContext, work: Callable[[Any], Any]) -> Any:
@@ -225,84 +219,151 @@ def _write(ctx: AppContext, work: Callable[[Any], Any]) -> Any:
         return work(session)
 
 
-async def list_users(request: Request, ctx: AppContext, actor: str) -> Response:
-    """``GET /Users`` and ``POST /Users/.search`` (RFC 7644 §3.4.2, §3.4.3)."""
-    if request.method == "POST":
-        params = await _body(request)
-        if not isinstance(params, dict):
-            raise InvalidSyntax("a search is a SearchRequest object")
-    else:
-        params = dict(request.query_params)
+def _one_user(session: Any, scim_id: str, base: str) -> dict[str, Any]:
+    user, link = users.find(session, scim_id=scim_id)
+    return users.shown(session, user, link, base=base)
+
+
+def _one_group(session: Any, scim_id: str, base: str) -> dict[str, Any]:
+    return groups.representation(session, groups.find(session, scim_id=scim_id), base=base)
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One resource type's service functions, so Users and Groups share their handlers."""
+
+    spec: ResourceSpec
+    listing: Callable[..., list[dict[str, Any]]]
+    one: Callable[[Any, str, str], dict[str, Any]]
+    create: Callable[..., dict[str, Any]]
+    replace: Callable[..., dict[str, Any]]
+    patch: Callable[..., dict[str, Any]]
+    delete: Callable[..., None]
+
+
+USERS = Kind(
+    users.SPEC, users.listing, _one_user, users.create, users.replace, users.patch, users.delete
+)
+GROUPS = Kind(
+    groups.SPEC,
+    groups.listing,
+    _one_group,
+    groups.create,
+    groups.replace,
+    groups.patch,
+    groups.delete,
+)
+
+
+def _resource(
+    kind: Kind, resource: dict[str, Any], request: Request, status: int = 200
+) -> Response:
+    query = rfc7644_query.parse(dict(request.query_params), max_results=schema.MAX_RESULTS)
+    shown = rfc7644_query.project(
+        resource, kind.spec, attributes=query.attributes, excluded=query.excluded
+    )
+    return ScimJSON(shown, status_code=status, headers=_headers(resource))
+
+
+def handlers(kind: Kind) -> tuple[dict[str, Handler], dict[str, Handler]]:
+    """The collection's handlers (list, create) and one resource's (get, put, patch, delete)."""
+
+    async def listing(request: Request, ctx: AppContext, actor: str) -> Response:
+        """``GET /{type}`` and ``POST /{type}/.search`` (RFC 7644 §3.4.2, §3.4.3)."""
+        if request.method == "POST":
+            params = await _body(request)
+            if not isinstance(params, dict):
+                raise InvalidSyntax("a search is a SearchRequest object")
+        else:
+            params = dict(request.query_params)
+        query = rfc7644_query.parse(params, max_results=schema.MAX_RESULTS)
+        base = _base(request)
+        found = await anyio.to_thread.run_sync(
+            _read, ctx, lambda session: kind.listing(session, base=base)
+        )
+        return ScimJSON(rfc7644_query.answer(found, kind.spec, query))
+
+    async def get(request: Request, ctx: AppContext, actor: str) -> Response:
+        """``GET /{type}/{id}`` (``If-None-Match`` answered 304)."""
+        base, scim_id = _base(request), request.path_params["id"]
+        found = await anyio.to_thread.run_sync(
+            _read, ctx, lambda session: kind.one(session, scim_id, base)
+        )
+        match = request.headers.get("if-none-match")
+        if match and found["meta"]["version"] in {t.strip() for t in match.split(",")}:
+            return Response(status_code=304, headers=_headers(found))
+        return _resource(kind, found, request)
+
+    async def create(request: Request, ctx: AppContext, actor: str) -> Response:
+        """``POST /{type}``."""
+        payload, base = await _body(request), _base(request)
+        created = await anyio.to_thread.run_sync(
+            _write, ctx, lambda s: kind.create(s, ctx, actor=actor, payload=payload, base=base)
+        )
+        return _resource(kind, created, request, 201)
+
+    def changing(change: Callable[..., dict[str, Any]]) -> Handler:
+        async def handle(request: Request, ctx: AppContext, actor: str) -> Response:
+            """``PUT`` or ``PATCH /{type}/{id}`` (``If-Match`` honoured)."""
+            payload, base = await _body(request), _base(request)
+            scim_id, if_match = request.path_params["id"], request.headers.get("if-match")
+            done = await anyio.to_thread.run_sync(
+                _write,
+                ctx,
+                lambda s: change(
+                    s,
+                    ctx,
+                    actor=actor,
+                    scim_id=scim_id,
+                    payload=payload,
+                    if_match=if_match,
+                    base=base,
+                ),
+            )
+            return _resource(kind, done, request)
+
+        return handle
+
+    async def delete(request: Request, ctx: AppContext, actor: str) -> Response:
+        """``DELETE /{type}/{id}`` (``If-Match`` honoured)."""
+        base = _base(request)
+        scim_id, if_match = request.path_params["id"], request.headers.get("if-match")
+        await anyio.to_thread.run_sync(
+            _write,
+            ctx,
+            lambda s: kind.delete(
+                s, ctx, actor=actor, scim_id=scim_id, if_match=if_match, base=base
+            ),
+        )
+        return Response(status_code=204)
+
+    one = {
+        "GET": get,
+        "PUT": changing(kind.replace),
+        "PATCH": changing(kind.patch),
+        "DELETE": delete,
+    }
+    return {"GET": listing, "POST": create}, one
+
+
+async def search_all(request: Request, ctx: AppContext, actor: str) -> Response:
+    """``POST /.search`` (RFC 7644 §3.4.3): Users and Groups in one list."""
+    params = await _body(request)
+    if not isinstance(params, dict):
+        raise InvalidSyntax("a search is a SearchRequest object")
     query = rfc7644_query.parse(params, max_results=schema.MAX_RESULTS)
     base = _base(request)
-    found = await anyio.to_thread.run_sync(
-        _read, ctx, lambda session: users.listing(session, base=base)
-    )
-    return ScimJSON(rfc7644_query.answer(found, users.SPEC, query))
-
-
-async def get_user(request: Request, ctx: AppContext, actor: str) -> Response:
-    """``GET /Users/{id}``."""
-    base, scim_id = _base(request), request.path_params["id"]
 
     def work(session: Any) -> dict[str, Any]:
-        user, link = users.find(session, scim_id=scim_id)
-        return users.representation(user, link, base=base)
+        return rfc7644_query.answer_across(
+            [
+                (users.listing(session, base=base), users.SPEC),
+                (groups.listing(session, base=base), groups.SPEC),
+            ],
+            query,
+        )
 
-    found = await anyio.to_thread.run_sync(_read, ctx, work)
-    match = request.headers.get("if-none-match")
-    if match and found["meta"]["version"] in {t.strip() for t in match.split(",")}:
-        return Response(status_code=304, headers=_headers(found))
-    return _resource(found, request)
-
-
-async def create_user(request: Request, ctx: AppContext, actor: str) -> Response:
-    """``POST /Users``."""
-    payload, base = await _body(request), _base(request)
-    created = await anyio.to_thread.run_sync(
-        _write, ctx, lambda s: users.create(s, ctx, actor=actor, payload=payload, base=base)
-    )
-    return _resource(created, request, 201)
-
-
-async def replace_user(request: Request, ctx: AppContext, actor: str) -> Response:
-    """``PUT /Users/{id}`` (``If-Match`` honoured)."""
-    payload, base = await _body(request), _base(request)
-    scim_id, if_match = request.path_params["id"], request.headers.get("if-match")
-    done = await anyio.to_thread.run_sync(
-        _write,
-        ctx,
-        lambda s: users.replace(
-            s, ctx, actor=actor, scim_id=scim_id, payload=payload, if_match=if_match, base=base
-        ),
-    )
-    return _resource(done, request)
-
-
-async def patch_user(request: Request, ctx: AppContext, actor: str) -> Response:
-    """``PATCH /Users/{id}`` (``If-Match`` honoured); answers the changed resource."""
-    payload, base = await _body(request), _base(request)
-    scim_id, if_match = request.path_params["id"], request.headers.get("if-match")
-    done = await anyio.to_thread.run_sync(
-        _write,
-        ctx,
-        lambda s: users.patch(
-            s, ctx, actor=actor, scim_id=scim_id, payload=payload, if_match=if_match, base=base
-        ),
-    )
-    return _resource(done, request)
-
-
-async def delete_user(request: Request, ctx: AppContext, actor: str) -> Response:
-    """``DELETE /Users/{id}``."""
-    base = _base(request)
-    scim_id, if_match = request.path_params["id"], request.headers.get("if-match")
-    await anyio.to_thread.run_sync(
-        _write,
-        ctx,
-        lambda s: users.delete(s, ctx, actor=actor, scim_id=scim_id, if_match=if_match, base=base),
-    )
-    return Response(status_code=204)
+    return ScimJSON(await anyio.to_thread.run_sync(_read, ctx, work))
 
 
 async def not_found(request: Request, ctx: AppContext, actor: str) -> Response:
@@ -332,6 +393,8 @@ def app(ctx: AppContext) -> Starlette:
     def route(path: str, table: dict[str, Handler]) -> Route:
         return Route(path, endpoint(_method_router(table)), methods=_ALL)
 
+    user_list, user_one = handlers(USERS)
+    group_list, group_one = handlers(GROUPS)
     application = Starlette(
         routes=[
             route("/ServiceProviderConfig", {"GET": service_provider_config}),
@@ -339,14 +402,13 @@ def app(ctx: AppContext) -> Starlette:
             route("/ResourceTypes/{id}", {"GET": resource_types}),
             route("/Schemas", {"GET": schemas}),
             route("/Schemas/{id:path}", {"GET": schemas}),
-            route("/Users", {"GET": list_users, "POST": create_user}),
-            route("/Users/.search", {"POST": list_users}),
-            # §3.4.3: a search at the root covers every resource type; Users are all so far.
-            route("/.search", {"POST": list_users}),
-            route(
-                "/Users/{id}",
-                {"GET": get_user, "PUT": replace_user, "PATCH": patch_user, "DELETE": delete_user},
-            ),
+            route("/Users", user_list),
+            route("/Users/.search", {"POST": user_list["GET"]}),
+            route("/Users/{id}", user_one),
+            route("/Groups", group_list),
+            route("/Groups/.search", {"POST": group_list["GET"]}),
+            route("/Groups/{id}", group_one),
+            route("/.search", {"POST": search_all}),
             route("/{rest:path}", dict.fromkeys(_ALL, not_found)),
         ]
     )

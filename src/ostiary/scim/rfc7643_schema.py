@@ -61,7 +61,8 @@ class GroupMembership(ComplexAttribute):
     """A group the user is a member of (read-only: change it on the group)."""
 
     value: Annotated[str | None, Mutability.read_only, CaseExact.true] = None
-    ref: Annotated[Reference[Any] | None, Mutability.read_only] = Field(
+    # The quoted name is what scim2-models publishes as referenceTypes, not a forward ref.
+    ref: Annotated[Reference["Group"] | None, Mutability.read_only] = Field(  # noqa: UP037
         None, serialization_alias="$ref", validation_alias="$ref"
     )
     display: Annotated[str | None, Mutability.read_only] = None
@@ -83,13 +84,13 @@ class User(Resource[Any]):
 
 
 class GroupMember(ComplexAttribute):
-    """A member of the group: a person (a SCIM ``User``) or a technical user."""
+    """A member of the group by user ID: a person (a SCIM ``User``, with ``$ref``) or a
+    technical user (``value`` only; technical users are no SCIM resource, docs/scim.md)."""
 
     value: Annotated[str | None, Mutability.immutable, CaseExact.true] = None
-    ref: Annotated[Reference[Any] | None, Mutability.immutable] = Field(
+    ref: Annotated[Reference["User"] | None, Mutability.immutable] = Field(  # noqa: UP037
         None, serialization_alias="$ref", validation_alias="$ref"
     )
-    display: Annotated[str | None, Mutability.read_only] = None
 
 
 class Group(Resource[Any]):

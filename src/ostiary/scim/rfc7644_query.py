@@ -111,10 +111,22 @@ def _only(value: Any, subs: set[str]) -> Any:
 
 def answer(resources: list[dict[str, Any]], spec: ResourceSpec, query: Query) -> dict[str, Any]:
     """The ``ListResponse`` for ``query`` over ``resources`` (already in a stable order)."""
-    exact = spec.case_exact()
-    selected = [
-        r for r in resources if query.filter is None or matches(query.filter, r, case_exact=exact)
-    ]
+    return answer_across([(resources, spec)], query)
+
+
+def answer_across(
+    sources: list[tuple[list[dict[str, Any]], ResourceSpec]], query: Query
+) -> dict[str, Any]:
+    """The ``ListResponse`` for ``query`` over several resource types, one after the other
+    (a search at the root, RFC 7644 §3.4.3)."""
+    selected: list[tuple[dict[str, Any], ResourceSpec]] = []
+    for resources, spec in sources:
+        exact = spec.case_exact()
+        selected += [
+            (r, spec)
+            for r in resources
+            if query.filter is None or matches(query.filter, r, case_exact=exact)
+        ]
     page = selected[query.start_index - 1 : query.start_index - 1 + query.count]
     return {
         "schemas": [LIST_RESPONSE],
@@ -122,6 +134,7 @@ def answer(resources: list[dict[str, Any]], spec: ResourceSpec, query: Query) ->
         "startIndex": query.start_index,
         "itemsPerPage": len(page),
         "Resources": [
-            project(r, spec, attributes=query.attributes, excluded=query.excluded) for r in page
+            project(r, spec, attributes=query.attributes, excluded=query.excluded)
+            for r, spec in page
         ],
     }

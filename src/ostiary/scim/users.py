@@ -26,6 +26,8 @@ from sqlalchemy.orm import Session
 from ostiary.audit.actions import AuditAction
 from ostiary.audit.service import record
 from ostiary.context import AppContext
+from ostiary.groups.models import Group, GroupMember
+from ostiary.groups.service import groups_of
 from ostiary.identity import sessions, technical
 from ostiary.identity.models import User, UserKind, UserStatus
 from ostiary.identity.service import allocate_user_id, normalize_email
@@ -53,7 +55,8 @@ class Conflict(ScimError):
     status = 409
 
 
-def _iso(moment: datetime) -> str:
+def iso(moment: datetime) -> str:
+    """A timestamp as SCIM writes it (RFC 7643 §2.3.5: xsd:dateTime, here in UTC)."""
     return moment.isoformat().replace("+00:00", "Z")
 
 
@@ -65,8 +68,10 @@ def etag(resource: dict[str, Any]) -> str:
     return f'W/"{digest[:20]}"'
 
 
-def representation(user: User, link: ScimUser | None, *, base: str) -> dict[str, Any]:
-    """The user as SCIM JSON, ``meta.version`` included."""
+def representation(
+    user: User, link: ScimUser | None, *, base: str, memberships: list[Group] | None = None
+) -> dict[str, Any]:
+    """The user as SCIM JSON, ``meta.version`` included; ``groups`` lists ``memberships``."""
     doc: dict[str, Any] = {
         "schemas": [USER_SCHEMA],
         "id": user.user_id,
@@ -92,10 +97,15 @@ def representation(user: User, link: ScimUser | None, *, base: str) -> dict[str,
             if link.email_primary is not None:
                 email["primary"] = link.email_primary
         doc["emails"] = [email]
+    if memberships:
+        doc["groups"] = [
+            {"value": g.group_id, "$ref": f"{base}/Groups/{g.group_id}", "display": g.name}
+            for g in sorted(memberships, key=lambda g: g.group_id)
+        ]
     doc["meta"] = {
         "resourceType": "User",
-        "created": _iso(user.created_at),
-        "lastModified": _iso(user.updated_at),
+        "created": iso(user.created_at),
+        "lastModified": iso(user.updated_at),
         "location": f"{base}/Users/{user.user_id}",
     }
     doc["meta"]["version"] = etag(doc)
@@ -112,9 +122,27 @@ def _persons(session: Session) -> list[tuple[User, ScimUser | None]]:
     return [(user, link) for user, link in rows.tuples()]
 
 
+def _memberships(session: Session) -> dict[uuid.UUID, list[Group]]:
+    found: dict[uuid.UUID, list[Group]] = {}
+    for user_uuid, group in session.execute(
+        select(GroupMember.user_id, Group).join(Group, Group.id == GroupMember.group_id)
+    ).tuples():
+        found.setdefault(user_uuid, []).append(group)
+    return found
+
+
 def listing(session: Session, *, base: str) -> list[dict[str, Any]]:
     """Every person as SCIM JSON, by user ID (filters and paging are the caller's)."""
-    return [representation(user, link, base=base) for user, link in _persons(session)]
+    memberships = _memberships(session)
+    return [
+        representation(user, link, base=base, memberships=memberships.get(user.id))
+        for user, link in _persons(session)
+    ]
+
+
+def shown(session: Session, user: User, link: ScimUser | None, *, base: str) -> dict[str, Any]:
+    """One person as SCIM JSON, with the groups they are in."""
+    return representation(user, link, base=base, memberships=groups_of(session, user=user))
 
 
 def find(session: Session, *, scim_id: str) -> tuple[User, ScimUser | None]:
@@ -251,10 +279,11 @@ def create(
         action=AuditAction.scim_user_provisioned,
         target=user.user_id,
     )
-    return representation(user, link, base=base)
+    return shown(session, user, link, base=base)
 
 
-def _require_version(current: dict[str, Any], if_match: str | None) -> None:
+def require_version(current: dict[str, Any], if_match: str | None) -> None:
+    """``If-Match`` (RFC 7644 §3.14): 412 unless it names the current version (or ``*``)."""
     if if_match is None or if_match.strip() == "*":
         return
     tags = {t.strip() for t in if_match.split(",")}
@@ -274,9 +303,9 @@ def _save(
     base: str,
 ) -> dict[str, Any]:
     link = link or ScimUser(user_id=user.id, user_name="", user_name_key="")
-    before = representation(user, link, base=base)
+    before = shown(session, user, link, base=base)
     _write(session, ctx, user, link, parsed)
-    after = representation(user, link, base=base)
+    after = shown(session, user, link, base=base)
     changed = sorted(
         k for k in set(before) | set(after) if k != "meta" and before.get(k) != after.get(k)
     )
@@ -304,7 +333,7 @@ def replace(
 ) -> dict[str, Any]:
     """PUT: the User becomes ``payload`` (RFC 7644 §3.5.1); read-only attributes ignored."""
     user, link = find(session, scim_id=scim_id)
-    _require_version(representation(user, link, base=base), if_match)
+    require_version(shown(session, user, link, base=base), if_match)
     parsed = _parse(payload, Context.RESOURCE_REPLACEMENT_REQUEST)
     return _save(session, ctx, actor=actor, user=user, link=link, parsed=parsed, base=base)
 
@@ -321,8 +350,8 @@ def patch(
 ) -> dict[str, Any]:
     """PATCH (RFC 7644 §3.5.2): the operations applied in order, all or nothing."""
     user, link = find(session, scim_id=scim_id)
-    current = representation(user, link, base=base)
-    _require_version(current, if_match)
+    current = shown(session, user, link, base=base)
+    require_version(current, if_match)
     patched = rfc7644_patch.apply(SPEC, current, payload)
     patched.pop("meta", None)
     parsed = _parse(patched, Context.RESOURCE_REPLACEMENT_REQUEST)
@@ -336,7 +365,7 @@ def delete(
     them; audit events keep the user ID). Refused while they own technical users, which
     would otherwise be left without an owner."""
     user, link = find(session, scim_id=scim_id)
-    _require_version(representation(user, link, base=base), if_match)
+    require_version(shown(session, user, link, base=base), if_match)
     owned = technical.owned_by(session, owner=user)
     if owned:
         names = ", ".join(sorted(t.user_id for t in owned))

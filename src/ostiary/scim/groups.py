@@ -80,7 +80,7 @@ def listing(session: Session, *, base: str) -> list[dict[str, Any]]:
     by_group: dict[Any, list[User]] = {g.id: [] for g in everyone}
     for group_uuid, user in session.execute(
         select(GroupMember.group_id, User).join(User, User.id == GroupMember.user_id)
-    ).tuples():
+    ):
         by_group.setdefault(group_uuid, []).append(user)
     return [representation(session, g, base=base, members=by_group[g.id]) for g in everyone]
 

@@ -29,7 +29,7 @@ from ostiary.db import store_wide, transaction
 from ostiary.errors import OstiaryError
 from ostiary.scim import groups, rfc7644_query, tokens, users
 from ostiary.scim import rfc7643_schema as schema
-from ostiary.scim.errors import InvalidSyntax, ResourceNotFound, ScimError
+from ostiary.scim.errors import InvalidSyntax, ResourceNotFound, ScimError, TooLarge
 from ostiary.scim.rfc7644_patch import ResourceSpec
 
 log = logging.getLogger("ostiary.scim")
@@ -68,22 +68,28 @@ def _base(request: Request) -> str:
 
 
 def _authenticate(ctx: AppContext, header: str, address: str) -> str:
-    """The audit actor of the SCIM token in ``header``; raises ``_Unauthorized``."""
+    """The audit actor of the SCIM token in ``header``; raises ``_Unauthorized``.
+
+    Read in a read transaction; the last use is written in a write transaction only when
+    it is due (once a minute), so SCIM reads do not queue behind SQLite's writer."""
     if header[:7].lower() != "bearer ":
         raise _Unauthorized
-    with transaction(ctx.sessions) as session:
-        row = tokens.authenticate(
-            session, ctx, token=header[7:].strip(), address=address, now=ctx.clock.now()
-        )
+    now = ctx.clock.now()
+    with transaction(ctx.read_sessions) as session:
+        row = tokens.authenticate(session, ctx, token=header[7:].strip())
         if row is None:
             raise _Unauthorized
-        return f"scim:{row.token_id}"
+        token_id, due = row.token_id, tokens.is_use_due(row, now=now)
+    if due:
+        with transaction(ctx.sessions) as session:
+            tokens.note_use(session, token_id=token_id, address=address, now=now)
+    return f"scim:{token_id}"
 
 
 async def _body(request: Request) -> Any:
     raw = await request.body()
     if len(raw) > MAX_BODY:
-        raise ScimError("the request body is too large")
+        raise TooLarge(f"the request body is larger than {MAX_BODY} bytes")
     try:
         return json.loads(raw)
     except ValueError:

@@ -10,7 +10,8 @@ and 409, a ``scimType``.
     ├── Mutability        (400 mutability)
     ├── Uniqueness        (409 uniqueness)
     ├── ResourceNotFound  (404)
-    └── PreconditionFailed (412)
+    ├── PreconditionFailed (412)
+    └── TooLarge          (413)
 
 The SCIM edge (``ostiary.api.scim``) turns them, and the directory's own errors, into
 ``Error`` resources in one place.
@@ -83,3 +84,9 @@ class PreconditionFailed(ScimError):
     """``If-Match`` names a version that is not the current one."""
 
     status = 412
+
+
+class TooLarge(ScimError):
+    """The request body exceeds what one SCIM request may carry."""
+
+    status = 413

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from ostiary.audit.actions import AuditAction
@@ -81,10 +81,8 @@ def revoke(session: Session, ctx: AppContext, *, actor: str, token_id: str) -> S
     return row
 
 
-def authenticate(
-    session: Session, ctx: AppContext, *, token: str, address: str, now: datetime
-) -> ScimToken | None:
-    """The live token ``token`` is, noting its use; ``None`` for an unknown or revoked one.
+def authenticate(session: Session, ctx: AppContext, *, token: str) -> ScimToken | None:
+    """The live token ``token`` is; ``None`` for an unknown or revoked one.
 
     Looked up by its keyed hash: the hash of a 256-bit secret reveals nothing, and an
     index lookup takes the same time whichever part of a wrong token is wrong."""
@@ -93,7 +91,19 @@ def authenticate(
     row = session.scalar(select(ScimToken).where(ScimToken.token_hash == hasher(ctx).hash(token)))
     if row is None or row.revoked_at is not None:
         return None
-    if row.last_used_at is None or now - row.last_used_at >= LAST_USE_PRECISION:
-        row.last_used_at = now
-        row.last_address = address[:64]
     return row
+
+
+def is_use_due(row: ScimToken, *, now: datetime) -> bool:
+    """Whether this use should be written (at most once per ``LAST_USE_PRECISION``)."""
+    return row.last_used_at is None or now - row.last_used_at >= LAST_USE_PRECISION
+
+
+def note_use(session: Session, *, token_id: str, address: str, now: datetime) -> None:
+    """Record a token's last use (only ever moved forward)."""
+    session.execute(
+        update(ScimToken)
+        .where(ScimToken.token_id == token_id)
+        .where((ScimToken.last_used_at.is_(None)) | (ScimToken.last_used_at < now))
+        .values(last_used_at=now, last_address=address[:64])
+    )

@@ -322,3 +322,35 @@ def test_discovery_documents_describe_what_is_served(client: TestClient, ctx: Ap
     user_schema = client.get(f"/scim/v2/Schemas/{USER}", headers=auth).json()
     names = [a["name"] for a in user_schema["attributes"]]
     assert names == ["userName", "name", "displayName", "active", "emails", "groups"]
+
+
+def test_attributes_identity_providers_send_beyond_the_schema_are_ignored(
+    client: TestClient, ctx: AppContext
+) -> None:
+    auth = token(client, ctx)
+    enterprise = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+    made = client.post(
+        "/scim/v2/Users",
+        headers=auth,
+        json={
+            "schemas": [USER, enterprise],
+            "userName": "okta-user",
+            "title": "CTO",
+            "phoneNumbers": [{"value": "+41 1"}],
+            "emails": [{"value": "o@example.com", "primary": True, "display": "O"}],
+            enterprise: {"employeeNumber": "7"},
+        },
+    )
+    assert made.status_code == 201, made.text
+    assert set(made.json()) == {"schemas", "id", "userName", "active", "emails", "meta"}
+    group = client.post(
+        "/scim/v2/Groups",
+        headers=auth,
+        json={
+            "schemas": [GROUP],
+            "displayName": "Okta Team",
+            "members": [{"value": made.json()["id"], "display": "okta-user", "type": "User"}],
+        },
+    )
+    assert group.status_code == 201, group.text
+    assert [m["value"] for m in group.json()["members"]] == [made.json()["id"]]

@@ -135,3 +135,10 @@ def test_a_failing_later_operation_leaves_the_resource_unchanged() -> None:
 def test_malformed_patch_messages_are_invalid_syntax(body: Any) -> None:
     with pytest.raises(InvalidSyntax):
         apply(users.SPEC, USER, body)
+
+
+def test_path_less_values_ignore_attributes_the_resource_does_not_keep() -> None:
+    body = ops({"op": "replace", "value": {"title": "CTO", "displayName": "A", "nickName": "a"}})
+    patched = apply(users.SPEC, USER, body)
+    assert patched["displayName"] == "A"
+    assert "title" not in patched and "nickName" not in patched

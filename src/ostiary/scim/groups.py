@@ -99,6 +99,7 @@ def _parse(payload: Any, context: Context) -> GroupResource:
     schemas = payload.get("schemas")
     if not isinstance(schemas, list) or GROUP_SCHEMA not in schemas:
         raise InvalidSyntax(f"schemas must contain {GROUP_SCHEMA}")
+    payload = rfc7644_patch.known_only(SPEC, payload)
     try:
         parsed = GroupResource.model_validate(payload, scim_ctx=context)
     except ValidationError as exc:

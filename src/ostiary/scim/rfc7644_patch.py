@@ -191,11 +191,42 @@ def _remove(spec: ResourceSpec, resource: dict[str, Any], path: PatchPath, value
     _set_key(resource, attr.name, None)
 
 
+def known_only(spec: ResourceSpec, body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` without the attributes (and sub-attributes) this resource does not keep.
+
+    Identity providers send what they have (titles, phone numbers, the enterprise
+    extension); a service provider keeps what it supports and ignores the rest (RFC 7644
+    §3.3, §3.5.1), which ``/Schemas`` tells them."""
+    kept: dict[str, Any] = {}
+    for key, value in body.items():
+        if key.lower() == "schemas":
+            kept[key] = [spec.schema] if isinstance(value, list) and spec.schema in value else value
+            continue
+        attr = spec.attributes.get(key.lower())
+        if attr is None:
+            continue
+        kept[key] = _known_sub(attr, value)
+    return kept
+
+
+def _known_sub(attr: AttrSpec, value: Any) -> Any:
+    if not attr.sub:
+        return value
+    if isinstance(value, list):
+        return [_known_sub(attr, v) for v in value]
+    if isinstance(value, dict):
+        return {k: v for k, v in value.items() if k.lower() in attr.sub}
+    return value
+
+
 def _without_path(spec: ResourceSpec, resource: dict[str, Any], op: str, value: Any) -> None:
     if not isinstance(value, dict):
         raise InvalidValue(f"an {op} without a path takes an object of attributes")
     for key, item in value.items():
         if key.lower() in _IGNORED:
+            continue
+        if key.lower() not in spec.attributes and key.lower() != spec.schema.lower():
+            # Like a PUT body: what this resource does not keep is ignored (known_only).
             continue
         if key.lower() == spec.schema.lower() and isinstance(item, dict):
             _without_path(spec, resource, op, item)

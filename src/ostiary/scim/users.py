@@ -161,6 +161,7 @@ def _parse(payload: Any, context: Context) -> UserResource:
     schemas = payload.get("schemas")
     if not isinstance(schemas, list) or USER_SCHEMA not in schemas:
         raise InvalidSyntax(f"schemas must contain {USER_SCHEMA}")
+    payload = rfc7644_patch.known_only(SPEC, payload)
     if not any(k.lower() == "active" for k in payload):
         # Most identity providers send it; the rest mean a person who may sign in.
         payload = {**payload, "active": True}

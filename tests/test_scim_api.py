@@ -354,3 +354,34 @@ def test_attributes_identity_providers_send_beyond_the_schema_are_ignored(
     )
     assert group.status_code == 201, group.text
     assert [m["value"] for m in group.json()["members"]] == [made.json()["id"]]
+
+
+def test_membership_changed_over_scim_admits_and_then_refuses_at_the_runtime(
+    client: TestClient, ctx: AppContext
+) -> None:
+    from tests.test_runtime import API, Tenant
+
+    tenant = Tenant(client, ctx)
+    robot, secret = tenant.technical_user(None)
+    assert tenant.send(robot, secret).status_code == 403
+    auth = token(client, ctx)
+    made = client.post(
+        "/scim/v2/Groups",
+        headers=auth,
+        json={"schemas": [GROUP], "displayName": "Senders team", "members": [{"value": robot}]},
+    ).json()
+    assigned = client.put(
+        f"{API}/acme/groups/{made['id']}/role-collections",
+        headers=tenant.root,
+        json={"role_collections": ["Senders"]},
+    )
+    assert assigned.status_code == 200, assigned.text
+    assert tenant.send(robot, secret).status_code == 200
+    leave = {
+        "schemas": [PATCH_OP],
+        "Operations": [{"op": "remove", "path": f'members[value eq "{robot}"]'}],
+    }
+    assert (
+        client.patch(f"/scim/v2/Groups/{made['id']}", headers=auth, json=leave).status_code == 200
+    )
+    assert tenant.send(robot, secret).status_code == 403

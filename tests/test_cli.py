@@ -119,3 +119,18 @@ def test_cli_oauth_clients_keys_and_outbox(cli: object, ctx: AppContext) -> None
         )
     mails = json.loads(run("outbox", "--json"))
     assert mails[0]["subject"] == "Hello" and mails[0]["body"] == "the body"
+
+
+def test_scim_token_create_list_revoke(cli: object, ctx: AppContext) -> None:
+    run = cli  # type: ignore[assignment]
+    made = json.loads(run("scim-token", "create", "--description", "Okta", "--json"))[0]
+    assert made["token"].startswith("ostscim_")
+    listed = run("scim-token", "list", "--json")
+    assert made["token"] not in listed
+    rows = json.loads(listed)
+    assert [(r["token_id"], r["status"], r["description"]) for r in rows] == [
+        (made["token_id"], "active", "Okta")
+    ]
+    revoked = json.loads(run("scim-token", "revoke", made["token_id"], "--json"))[0]
+    assert revoked["status"] == "revoked"
+    run("scim-token", "revoke", "scim-nope", code=1)

@@ -106,3 +106,26 @@ def test_every_endpoint_answers_503_with_retry_after_while_the_database_is_away(
         time.sleep(0.05)
     assert tenant.send(tenant.sender, tenant.secret).status_code == 200
     assert client.post("/oauth/token", data=token_form).status_code == 200
+
+
+def test_scim_answers_503_error_resources_while_the_database_is_away(
+    outage_client: TestClient, outage_ctx: AppContext, forwarder: f.TcpForwarder
+) -> None:
+    client, ctx = outage_client, outage_ctx
+    boss = f.admin(ctx)
+    made = client.post("/api/v1/scim-tokens", headers=f.basic(boss.user_id), json={})
+    auth = {"Authorization": f"Bearer {made.json()['token']}"}
+    assert client.get("/scim/v2/Users", headers=auth).status_code == 200
+    forwarder.cut()
+    for answer in (
+        client.get("/scim/v2/Users", headers=auth),
+        client.post(
+            "/scim/v2/Users",
+            headers=auth,
+            json={"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "x"},
+        ),
+    ):
+        assert answer.status_code == 503, answer.text
+        assert answer.headers["Retry-After"] == "1"
+        assert answer.json()["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"]
+    forwarder.restore()

@@ -25,6 +25,8 @@ from ostiary.api import identity as identity_api
 from ostiary.api import invitations as invitations_api
 from ostiary.api import oauth_clients as oauth_clients_api
 from ostiary.api import runtime as runtime_api
+from ostiary.api import scim as scim_api
+from ostiary.api import scim_tokens as scim_tokens_api
 from ostiary.api import tenancy as tenancy_api
 from ostiary.api import users as users_api
 from ostiary.console import certificate_views as console_certificates
@@ -116,6 +118,7 @@ def create_app(settings: Settings, *, ctx: AppContext | None = None) -> FastAPI:
     app.include_router(oauth_clients_api.router)
     app.include_router(certificates_api.router)
     app.include_router(credentials_api.router)
+    app.include_router(scim_tokens_api.router)
     app.include_router(groups_api.router)
     app.include_router(invitations_api.router)
     app.include_router(console.router)
@@ -128,6 +131,7 @@ def create_app(settings: Settings, *, ctx: AppContext | None = None) -> FastAPI:
     app.include_router(console_runtime.router)
     app.include_router(findings_api.router)
     app.include_router(console_review.router)
+    app.mount("/scim/v2", scim_api.app(ctx))
     app.include_router(console_groups.router)
     app.include_router(console_invitations.router)
     app.mount("/static", StaticFiles(packages=[("ostiary.console", "static")]), name="static")

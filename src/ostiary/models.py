@@ -11,6 +11,7 @@ from ostiary.identity import models as identity_models
 from ostiary.mail import models as mail_models
 from ostiary.oauth import models as oauth_models
 from ostiary.runtime import models as runtime_models
+from ostiary.scim import models as scim_models
 from ostiary.tenancy import models as tenancy_models
 
 __all__ = [
@@ -25,5 +26,6 @@ __all__ = [
     "mail_models",
     "oauth_models",
     "runtime_models",
+    "scim_models",
     "tenancy_models",
 ]

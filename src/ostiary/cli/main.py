@@ -16,6 +16,7 @@ from ostiary.cli.groups import group_app, invite_app
 from ostiary.cli.oauth import client_app, keys_app, token
 from ostiary.cli.review import findings_command
 from ostiary.cli.runtime import access_app, flow_app, message_app
+from ostiary.cli.scim import scim_token_app
 from ostiary.cli.tenancy import assign_app, collection_app, member_app, subaccount_app
 from ostiary.cli.users import audit_app, technical_app
 from ostiary.identity.models import UserKind
@@ -45,6 +46,7 @@ app.add_typer(client_app, name="oauth-client")
 app.add_typer(keys_app, name="keys")
 app.add_typer(cert_app, name="cert")
 app.add_typer(credentials_app, name="credentials")
+app.add_typer(scim_token_app, name="scim-token")
 app.add_typer(group_app, name="group")
 app.add_typer(invite_app, name="invite")
 app.command("token")(token)

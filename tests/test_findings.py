@@ -161,3 +161,30 @@ def test_cli_prints_the_same_findings_as_json(
     assert table.exit_code == 0 and world.empty.user_id in table.output
     missing = runner.invoke(app, ["findings", "nowhere", "--json"], env=env)
     assert missing.exit_code == 1
+
+
+def test_a_group_owner_answers_for_a_technical_user_while_one_member_is_active(
+    ctx: AppContext, clock: FrozenClock, world: World
+) -> None:
+    from ostiary.groups import ownership
+    from ostiary.groups import service as groups
+    from ostiary.identity.models import User, UserStatus
+
+    member = f.person(ctx)
+    with transaction(ctx.sessions) as s:
+        pat = s.merge(f.admin(ctx))
+        group = groups.create(s, clock=clock, actor=pat.user_id, name="Integration Team")
+        groups.add_member(s, clock=clock, actor=pat.user_id, group=group, user=s.merge(member))
+        orphan = s.get(User, world.orphan.id)
+        assert orphan is not None
+        ownership.give_to_group(s, clock=clock, actor=pat, user=orphan, group=group)
+    ownerless = lambda: [  # noqa: E731
+        i for i in review(ctx, clock) if i["kind"] == "ownerless_technical_user"
+    ]
+    assert [i["user_id"] for i in ownerless()] == [world.idle.user_id]
+    with transaction(ctx.sessions) as s:
+        gone = s.get(User, member.id)
+        assert gone is not None
+        gone.status = UserStatus.disabled
+    flagged = [i for i in ownerless() if i["user_id"] == world.orphan.user_id]
+    assert len(flagged) == 1 and "has no active member" in str(flagged[0]["detail"])

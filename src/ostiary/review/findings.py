@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from ostiary.access.models import RoleCollection, RoleCollectionAssignment, RoleCollectionRole
 from ostiary.credentials.service import CredentialInfo
 from ostiary.errors import InvalidInput
+from ostiary.groups.ownership import owner_group, owner_is_active
 from ostiary.identity.models import User, UserStatus
 from ostiary.review import scope
 from ostiary.runtime.models import Flow, Message
@@ -169,7 +170,20 @@ def _user_findings(
     found: list[Finding] = []
     for user in users:
         owner = owners.get(user.owner_id) if user.owner_id else None
-        if owner is None:
+        group = owner_group(session, user=user)
+        if group is not None:
+            # A group answers for it while one of its members is active (docs/groups.md).
+            if not owner_is_active(session, user=user, owner=None, group=group):
+                found.append(
+                    Finding(
+                        FindingKind.ownerless_technical_user,
+                        user_id=user.user_id,
+                        detail=(
+                            f"{user.user_id}'s owning group {group.group_id} has no active member"
+                        ),
+                    )
+                )
+        elif owner is None:
             found.append(
                 Finding(
                     FindingKind.ownerless_technical_user,

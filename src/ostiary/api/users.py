@@ -21,6 +21,7 @@ from ostiary.api.deps import (
     paginate,
 )
 from ostiary.audit import service as audit
+from ostiary.audit import verify as audit_verify
 from ostiary.context import AppContext
 from ostiary.db import transaction
 from ostiary.errors import PermissionDenied
@@ -349,5 +350,5 @@ def list_audit_events(
 def verify_audit_chain(ctx: Ctx, _: Admin) -> ChainOut:
     """Recompute the hash chain; ``ok`` is false if any event was changed or removed."""
     with transaction(ctx.read_sessions) as session:
-        result = audit.verify_chain(session)
+        result = audit_verify.verify_chain(session)
     return ChainOut(ok=result.ok, events=result.events, first_broken_id=result.first_broken_id)

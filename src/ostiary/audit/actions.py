@@ -51,3 +51,8 @@ class AuditAction(StrEnum):
     runtime_denied = "runtime:denied"
     access_denied = "access:denied"
     authentication_failed = "access:authentication:failed"
+    personal_data_pseudonymised = "audit:personal_data:pseudonymised"
+    chain_rekeyed = "audit:chain:rekeyed"
+    signed_in = "user:signed_in"
+    signed_out = "user:signed_out"
+    password_policy_changed = "password_policy:changed"

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ostiary.cli import audit as _audit_commands  # noqa: F401  (registers verify, checkpoint, export)
 from ostiary.cli.certificates import cert_app
 from ostiary.cli.oauth import client_app, keys_app, token
 from ostiary.cli.runtime import access_app, flow_app, message_app
@@ -99,7 +100,7 @@ def serve(
         err.print(f"[red]configuration error:[/red] TLS certificate or key: {exc}")
         raise typer.Exit(2) from exc
     configure(settings.log_level)
-    upgrade(settings.resolved_database_url)
+    upgrade(settings.resolved_database_url, secret_key=settings.resolved_secret_key())
     ctx = build_context(settings)
     generated = bootstrap(ctx)
     ctx.engine.dispose()
@@ -133,7 +134,7 @@ def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")]
     from ostiary.migrate import upgrade
 
     settings = _settings()
-    upgrade(settings.resolved_database_url, revision)
+    upgrade(settings.resolved_database_url, revision, secret_key=settings.resolved_secret_key())
     console.print(f"database at [bold]{revision}[/bold]")
 
 

@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import select, text
 from typer.testing import CliRunner
 
@@ -280,3 +281,19 @@ def test_content_macs_cover_every_field(ctx: AppContext, clock: FrozenClock) -> 
         Content(clock.now(), "P1", "a:b", "acme", "t", {"k": 2}),
     ]
     assert len({keys.content_mac(c) for c in [base, *variants]}) == 7
+
+
+def test_the_admin_api_verifies_against_the_stored_checkpoint(
+    ctx: AppContext, clock: FrozenClock, client: TestClient
+) -> None:
+    from tests import factories as f
+
+    root = f.basic(f.admin(ctx).user_id)
+    ids = _events(ctx, clock, 3)
+    with transaction(ctx.sessions) as session:
+        checkpoints.write(session, ctx)
+    assert client.get("/api/v1/audit-events/verify", headers=root).json()["ok"] is True
+    _sql(ctx, "DELETE FROM audit_events WHERE id = :id", id=ids[2])
+    check = client.get("/api/v1/audit-events/verify", headers=root).json()
+    assert check["ok"] is False and check["first_broken_id"] == ids[2]
+    assert f"events after event {ids[1]} are missing" in check["reason"]

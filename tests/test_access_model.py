@@ -304,7 +304,12 @@ def test_audit_chain_detects_a_changed_event(world: World) -> None:
     with world.ctx.sessions() as session, session.begin():
         session.execute(update(AuditEvent).where(AuditEvent.id == 2).values(target="forged"))
     check = world.client.get("/api/v1/audit-events/verify", headers=world.root_auth).json()
-    assert check == {"ok": False, "events": 1, "first_broken_id": 2}
+    assert check == {
+        "ok": False,
+        "events": 1,
+        "first_broken_id": 2,
+        "reason": "event 2 was changed: its content fails its MAC",
+    }
 
 
 def test_non_admin_cannot_read_the_audit_trail(world: World) -> None:

@@ -12,7 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ostiary.audit.actions import AuditAction
-from ostiary.audit.service import record, verify_chain
+from ostiary.audit.service import record
+from ostiary.audit.verify import verify_chain
 from ostiary.context import AppContext
 from ostiary.db import transaction
 from ostiary.textsafe import clean, clean_json

@@ -16,6 +16,7 @@ from starlette.types import ASGIApp
 
 from ostiary import __version__
 from ostiary.api import access as access_api
+from ostiary.api import audit as audit_api
 from ostiary.api import certificates as certificates_api
 from ostiary.api import credentials as credentials_api
 from ostiary.api import errors
@@ -29,6 +30,7 @@ from ostiary.api import scim as scim_api
 from ostiary.api import scim_tokens as scim_tokens_api
 from ostiary.api import tenancy as tenancy_api
 from ostiary.api import users as users_api
+from ostiary.console import audit_views as console_audit
 from ostiary.console import certificate_views as console_certificates
 from ostiary.console import group_views as console_groups
 from ostiary.console import guard as console_guard
@@ -121,6 +123,7 @@ def create_app(settings: Settings, *, ctx: AppContext | None = None) -> FastAPI:
     app.include_router(scim_tokens_api.router)
     app.include_router(groups_api.router)
     app.include_router(invitations_api.router)
+    app.include_router(audit_api.router)
     app.include_router(console.router)
     app.include_router(console_tenancy.router)
     app.include_router(console_security.router)
@@ -134,6 +137,7 @@ def create_app(settings: Settings, *, ctx: AppContext | None = None) -> FastAPI:
     app.mount("/scim/v2", scim_api.app(ctx))
     app.include_router(console_groups.router)
     app.include_router(console_invitations.router)
+    app.include_router(console_audit.router)
     app.mount("/static", StaticFiles(packages=[("ostiary.console", "static")]), name="static")
     # The plain Starlette routes go first: the router tries routes in order, and walking
     # the ~110 API routes first cost ~0.3 ms per request (benchmarks/README.md). The

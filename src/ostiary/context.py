@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ostiary.access import versions
 from ostiary.access.snapshot import SnapshotCache
+from ostiary.audit import chain as audit_chain
 from ostiary.clock import Clock, SystemClock
 from ostiary.crypto import KeyedHasher
 from ostiary.db import WriteGate, make_engine, make_session_factory
@@ -58,6 +59,7 @@ class AppContext:
         for factory in (self.sessions, self.read_sessions):
             versions.track(factory)
             event.listen(factory, "after_commit", self._after_commit)
+            audit_chain.attach(factory, self.secret_key)  # every session can write the audit
         self.verified = VerifiedCredentialCache(KeyedHasher(self.secret_key, "verified-cache"))
         self.keyring = KeyRing(self.secret_key)
         self.tokens = TokenValidator(self.keyring, issuer=self.settings.public_url)

@@ -65,8 +65,10 @@ def _file_lock(path: Path | None) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def upgrade(url: str, revision: str = "head") -> None:
-    """Bring the database at ``url`` to ``revision``, waiting for any other migrator."""
+def upgrade(url: str, revision: str = "head", *, secret_key: bytes | None = None) -> None:
+    """Bring the database at ``url`` to ``revision``, waiting for any other migrator.
+
+    ``secret_key`` is for migrations that re-key data (0010 re-chains the audit trail)."""
     if make_url(url).get_backend_name() == "sqlite":
         database = make_url(url).database
         if database and database != ":memory:":
@@ -76,6 +78,7 @@ def upgrade(url: str, revision: str = "head") -> None:
         with _locked(engine) as connection:
             config = alembic_config(url)
             config.attributes["connection"] = connection
+            config.attributes["secret_key"] = secret_key
             command.upgrade(config, revision)
             connection.commit()
     finally:

@@ -70,3 +70,8 @@ class AuditAction(StrEnum):
     invitation_created = "subaccount:invitation:created"
     invitation_withdrawn = "subaccount:invitation:withdrawn"
     invitation_accepted = "subaccount:invitation:accepted"
+    personal_data_pseudonymised = "audit:personal_data:pseudonymised"
+    chain_rekeyed = "audit:chain:rekeyed"
+    signed_in = "user:signed_in"
+    signed_out = "user:signed_out"
+    password_policy_changed = "password_policy:changed"

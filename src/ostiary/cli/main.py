@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ostiary.cli import audit as _audit_commands  # noqa: F401  (registers verify, checkpoint, export)
 from ostiary.cli.certificates import cert_app
 from ostiary.cli.credentials import credentials_app
 from ostiary.cli.groups import group_app, invite_app
@@ -108,7 +109,7 @@ def serve(
         err.print(f"[red]configuration error:[/red] TLS certificate or key: {exc}")
         raise typer.Exit(2) from exc
     configure(settings.log_level)
-    upgrade(settings.resolved_database_url)
+    upgrade(settings.resolved_database_url, secret_key=settings.resolved_secret_key())
     ctx = build_context(settings)
     generated = bootstrap(ctx)
     ctx.engine.dispose()
@@ -142,7 +143,7 @@ def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")]
     from ostiary.migrate import upgrade
 
     settings = _settings()
-    upgrade(settings.resolved_database_url, revision)
+    upgrade(settings.resolved_database_url, revision, secret_key=settings.resolved_secret_key())
     console.print(f"database at [bold]{revision}[/bold]")
 
 
@@ -252,6 +253,7 @@ def policy_set(
                 session,
                 kind=kind,
                 clock=ctx.clock,
+                actor="cli",
                 min_length=min_length,
                 check_common=check_common,
                 history_count=history,

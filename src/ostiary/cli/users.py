@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from ostiary.audit import service as audit
-from ostiary.cli.common import JsonFlag, console, output, write
+from ostiary.cli.common import JsonFlag, output, write
 from ostiary.identity import service as identity
 from ostiary.identity import technical
 from ostiary.tenancy import service as tenancy
@@ -130,15 +130,3 @@ def audit_list(
         title="Audit events",
         columns=["id", "time", "actor", "action", "subdomain", "target"],
     )
-
-
-@audit_app.command("verify")
-def audit_verify() -> None:
-    """Recompute the hash chain; exit 1 if any event was changed or removed."""
-    with write() as (session, _):
-        result = audit.verify_chain(session)
-    if result.ok:
-        console.print(f"[green]audit chain intact[/green] ({result.events} events)")
-        return
-    console.print(f"[red]audit chain broken at event {result.first_broken_id}[/red]")
-    raise typer.Exit(1)

@@ -20,6 +20,7 @@ from ostiary.api import certificates as certificates_api
 from ostiary.api import errors
 from ostiary.api import identity as identity_api
 from ostiary.api import oauth_clients as oauth_clients_api
+from ostiary.api import people as people_api
 from ostiary.api import runtime as runtime_api
 from ostiary.api import tenancy as tenancy_api
 from ostiary.api import users as users_api
@@ -105,6 +106,7 @@ def create_app(settings: Settings, *, ctx: AppContext | None = None) -> FastAPI:
     app.include_router(tenancy_api.router)
     app.include_router(access_api.router)
     app.include_router(users_api.router)
+    app.include_router(people_api.router)
     app.include_router(runtime_api.router)
     app.include_router(oauth_clients_api.router)
     app.include_router(certificates_api.router)

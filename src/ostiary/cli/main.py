@@ -13,6 +13,7 @@ from rich.table import Table
 from ostiary.cli import audit as _audit_commands  # noqa: F401  (registers verify, checkpoint, export)
 from ostiary.cli.certificates import cert_app
 from ostiary.cli.oauth import client_app, keys_app, token
+from ostiary.cli.people import user_app
 from ostiary.cli.runtime import access_app, flow_app, message_app
 from ostiary.cli.tenancy import assign_app, collection_app, member_app, subaccount_app
 from ostiary.cli.users import audit_app, technical_app
@@ -42,6 +43,7 @@ app.add_typer(message_app, name="messages")
 app.add_typer(client_app, name="oauth-client")
 app.add_typer(keys_app, name="keys")
 app.add_typer(cert_app, name="cert")
+app.add_typer(user_app, name="user")
 app.command("token")(token)
 console = Console()
 err = Console(stderr=True)

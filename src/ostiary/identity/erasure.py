@@ -35,6 +35,7 @@ from ostiary.identity.models import (
     UserStatus,
 )
 from ostiary.mail.models import OutboxMail
+from ostiary.tenancy.models import Member
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,10 @@ def erase(session: Session, ctx: AppContext, *, actor: User, user: User) -> Eras
     session.execute(delete(AuthFailure).where(AuthFailure.account.in_(accounts)))
     session.execute(delete(AuthFailureClear).where(AuthFailureClear.account.in_(accounts)))
     mails = _scrub_mails(session, user=user, personal=personal)
+    # Memberships stay (the user ID in them means something); what was said about the
+    # person in them goes.
+    for member in session.scalars(select(Member).where(Member.user_id == user.id)):
+        member.description = ""
     # A technical user that carried the person's address as its contact keeps working.
     if user.email_normalized:
         for technical in session.scalars(

@@ -127,9 +127,7 @@ def test_erasure_leaves_no_personal_data_in_the_database_and_the_audit_verifies(
         json={"user_id": user_id, "roles": ["Developer"], "description": f"on call: {EMAIL}"},
     )
     assert added.status_code == 201, added.text
-    client.post(
-        "/api/v1/password-resets", json={"email": EMAIL}
-    )  # another mail naming the person
+    client.post("/api/v1/password-resets", json={"email": EMAIL})  # another mail naming the person
     client.cookies.clear()
     wrong = client.get("/api/v1/me", headers=f.basic(EMAIL.lower(), "not the password"))
     assert wrong.status_code == 401

@@ -86,7 +86,9 @@ def test_ending_one_session_signs_out_that_browser_only(
     )
 
 
-def test_sign_out_everywhere_ends_every_session(browsers: list[TestClient], ctx: AppContext) -> None:
+def test_sign_out_everywhere_ends_every_session(
+    browsers: list[TestClient], ctx: AppContext
+) -> None:
     user = f.person(ctx)
     tokens = signed_in(browsers, user)
     kept = browsers[0].delete(

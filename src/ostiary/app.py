@@ -27,6 +27,7 @@ from ostiary.api import users as users_api
 from ostiary.console import certificate_views as console_certificates
 from ostiary.console import guard as console_guard
 from ostiary.console import oauth_views as console_oauth
+from ostiary.console import people_views as console_people
 from ostiary.console import runtime_views as console_runtime
 from ostiary.console import security_views as console_security
 from ostiary.console import technical_views as console_technical
@@ -118,6 +119,7 @@ def create_app(settings: Settings, *, ctx: AppContext | None = None) -> FastAPI:
     app.include_router(console_trust.router)
     app.include_router(console_technical.router)
     app.include_router(console_runtime.router)
+    app.include_router(console_people.router)
     app.mount("/static", StaticFiles(packages=[("ostiary.console", "static")]), name="static")
     # The plain Starlette routes go first: the router tries routes in order, and walking
     # the ~110 API routes first cost ~0.3 ms per request (benchmarks/README.md). The

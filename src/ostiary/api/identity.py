@@ -194,7 +194,8 @@ def change_password(
     """Change one's own password (works with an expired one too); the caller's other
     console sessions end, the one this request came with (if any) stays."""
     cookie = request.cookies.get(SESSION_COOKIE, "")
-    keep = sessions.hash_of(ctx, secret=cookie) if principal.method is Method.session else None
+    from_session = principal.method is Method.session and bool(cookie)
+    keep = sessions.hash_of(ctx, secret=cookie) if from_session else None
     with transaction(ctx.sessions) as session:
         user = identity.get_user(session, user_id=principal.user_id)
         identity.change_password(
@@ -203,9 +204,9 @@ def change_password(
             user=user,
             current_password=body.current_password,
             new_password=body.new_password,
-            keep_session=keep if cookie else None,
+            keep_session=keep,
         )
-        if keep and cookie:
+        if keep is not None:
             sessions.password_changed(session, token_hash=keep)
 
 

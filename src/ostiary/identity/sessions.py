@@ -129,8 +129,8 @@ def listing(
 
 def revoke(session: Session, *, user: User, session_id: str) -> None:
     """End one of the user's own sessions by its public ID; another user's is ``NotFound``."""
-    hashes = session.scalars(
-        select(ConsoleSession.token_hash).where(ConsoleSession.user_id == user.id)
+    hashes = list(
+        session.scalars(select(ConsoleSession.token_hash).where(ConsoleSession.user_id == user.id))
     )
     for token_hash in hashes:
         if constant_time_equals(session_id_of(token_hash), session_id):

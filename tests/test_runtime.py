@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from ostiary.access.service import set_user_collections
+from ostiary.audit import chain as audit_chain
 from ostiary.context import AppContext
 from ostiary.db import make_session_factory, transaction
 from ostiary.gate.recheck import Recheck
@@ -155,6 +156,7 @@ def test_a_refusal_is_rechecked_against_another_process_s_change(tenant: Tenant)
     ctx.grants.stop()  # no polling: only the re-check before refusing can see the change
     ctx.grants.get()
     elsewhere = make_session_factory(ctx.engine)  # commits unseen by this process's snapshot
+    audit_chain.attach(elsewhere, ctx.secret_key)  # another process audits under the same key
     with transaction(elsewhere) as session:
         user = session.scalars(select(User).where(User.user_id == user_id)).one()
         acme = session.scalars(select(Subaccount).where(Subaccount.subdomain == "acme")).one()

@@ -16,6 +16,7 @@ from starlette.types import ASGIApp
 
 from ostiary import __version__
 from ostiary.api import access as access_api
+from ostiary.api import audit as audit_api
 from ostiary.api import certificates as certificates_api
 from ostiary.api import errors
 from ostiary.api import identity as identity_api
@@ -24,6 +25,7 @@ from ostiary.api import people as people_api
 from ostiary.api import runtime as runtime_api
 from ostiary.api import tenancy as tenancy_api
 from ostiary.api import users as users_api
+from ostiary.console import audit_views as console_audit
 from ostiary.console import certificate_views as console_certificates
 from ostiary.console import guard as console_guard
 from ostiary.console import oauth_views as console_oauth
@@ -111,6 +113,7 @@ def create_app(settings: Settings, *, ctx: AppContext | None = None) -> FastAPI:
     app.include_router(runtime_api.router)
     app.include_router(oauth_clients_api.router)
     app.include_router(certificates_api.router)
+    app.include_router(audit_api.router)
     app.include_router(console.router)
     app.include_router(console_tenancy.router)
     app.include_router(console_security.router)
@@ -120,6 +123,7 @@ def create_app(settings: Settings, *, ctx: AppContext | None = None) -> FastAPI:
     app.include_router(console_technical.router)
     app.include_router(console_runtime.router)
     app.include_router(console_people.router)
+    app.include_router(console_audit.router)
     app.mount("/static", StaticFiles(packages=[("ostiary.console", "static")]), name="static")
     # The plain Starlette routes go first: the router tries routes in order, and walking
     # the ~110 API routes first cost ~0.3 ms per request (benchmarks/README.md). The

@@ -32,11 +32,15 @@ class Permission(StrEnum):
 
 READ = frozenset(p for p in Permission if p.value.endswith(":read"))
 
+#: What Developers and Viewers read: everything but the audit trail (issue 11: the
+#: sub-account's Administrators read its events; they name people and denial reasons).
+_MEMBER_READ = READ - {Permission.audit_read}
+
 #: Administrator manages everything; Developer manages flows and reads the rest; Viewer reads.
 MEMBER_ROLE_PERMISSIONS: dict[MemberRole, frozenset[Permission]] = {
     MemberRole.administrator: frozenset(Permission),
-    MemberRole.developer: READ | {Permission.flows_write},
-    MemberRole.viewer: READ,
+    MemberRole.developer: _MEMBER_READ | {Permission.flows_write},
+    MemberRole.viewer: _MEMBER_READ,
 }
 
 

@@ -238,7 +238,7 @@ def list_policies(ctx: Ctx, _: Principal = Depends(platform_admin)) -> list[Poli
 
 @router.patch("/password-policies/{kind}", response_model=PolicyOut)
 def update_policy(
-    kind: UserKind, body: PolicyIn, ctx: Ctx, _: Principal = Depends(platform_admin)
+    kind: UserKind, body: PolicyIn, ctx: Ctx, principal: Principal = Depends(platform_admin)
 ) -> PolicyOut:
     """Change a password policy; send ``expiry_days: null`` to switch expiry off."""
     with transaction(ctx.sessions) as session:
@@ -246,6 +246,7 @@ def update_policy(
             session,
             kind=kind,
             clock=ctx.clock,
+            actor=principal.user_id,
             min_length=body.min_length,
             check_common=body.check_common,
             history_count=body.history_count,

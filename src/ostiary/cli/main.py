@@ -246,6 +246,7 @@ def policy_set(
                 session,
                 kind=kind,
                 clock=ctx.clock,
+                actor="cli",
                 min_length=min_length,
                 check_common=check_common,
                 history_count=history,

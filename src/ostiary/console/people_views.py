@@ -148,6 +148,7 @@ def update_password_policy(
                 session,
                 kind=which,
                 clock=ctx.clock,
+                actor=seen.user.user_id,
                 min_length=_number(min_length, "minimum length"),
                 check_common=check_common == "on",
                 history_count=_number(history_count, "history count"),

@@ -8,6 +8,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ostiary.audit.actions import AuditAction
+from ostiary.audit.service import record as audit
 from ostiary.clock import Clock
 from ostiary.errors import InvalidInput, PasswordPolicyViolation
 from ostiary.identity.models import PasswordHistory, PasswordPolicy, User, UserKind
@@ -71,14 +73,17 @@ def update_policy(
     *,
     kind: UserKind,
     clock: Clock,
+    actor: str,
     min_length: int | None = None,
     check_common: bool | None = None,
     history_count: int | None = None,
     expiry_days: int | None = None,
     clear_expiry: bool = False,
 ) -> PasswordPolicy:
-    """Change some fields of a policy; ``clear_expiry`` switches expiry off."""
+    """Change some fields of a policy; ``clear_expiry`` switches expiry off. Audited as
+    ``password_policy:changed`` with the fields before and after, naming ``actor``."""
     policy = get_policy(session, kind=kind, clock=clock)
+    before = _fields(policy)
     if min_length is not None:
         if not 8 <= min_length <= 256:
             raise InvalidInput("min_length must be between 8 and 256")
@@ -96,7 +101,27 @@ def update_policy(
             raise InvalidInput("expiry_days must be between 1 and 3650, or null for never")
         policy.expiry_days = expiry_days
     policy.updated_at = clock.now()
+    after = _fields(policy)
+    if after != before:
+        audit(
+            session,
+            clock=clock,
+            actor=actor,
+            action=AuditAction.password_policy_changed,
+            target=f"password_policy:{kind.value}",
+            before={k: v for k, v in before.items() if after[k] != v},
+            after={k: v for k, v in after.items() if before[k] != v},
+        )
     return policy
+
+
+def _fields(policy: PasswordPolicy) -> dict[str, object]:
+    return {
+        "min_length": policy.min_length,
+        "check_common": policy.check_common,
+        "history_count": policy.history_count,
+        "expiry_days": policy.expiry_days,
+    }
 
 
 def check_new_password(

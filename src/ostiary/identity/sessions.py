@@ -9,6 +9,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from ostiary.audit.actions import AuditAction
+from ostiary.audit.service import record as audit
 from ostiary.context import AppContext
 from ostiary.crypto import KeyedHasher, constant_time_equals, generate_secret
 from ostiary.errors import NotFound
@@ -83,6 +85,14 @@ def start(
             address=(address or "")[:_ADDRESS_MAX] or None,
             user_agent=(user_agent or "")[:_AGENT_MAX] or None,
         )
+    )
+    audit(
+        session,
+        clock=ctx.clock,
+        actor=user.user_id,
+        action=AuditAction.signed_in,
+        target=user.user_id,
+        after={"must_change_password": must_change_password},
     )
     return secret
 
@@ -166,10 +176,20 @@ def password_changed(session: Session, *, token_hash: str) -> None:
 
 
 def end(session: Session, ctx: AppContext, *, secret: str) -> None:
-    """Sign out: delete the session."""
-    session.execute(
-        delete(ConsoleSession).where(ConsoleSession.token_hash == _hasher(ctx).hash(secret))
-    )
+    """Sign out: delete the session (audited when there was one)."""
+    record = session.get(ConsoleSession, _hasher(ctx).hash(secret)) if secret else None
+    if record is None:
+        return
+    user = session.get(User, record.user_id)
+    session.delete(record)
+    if user is not None:
+        audit(
+            session,
+            clock=ctx.clock,
+            actor=user.user_id,
+            action=AuditAction.signed_out,
+            target=user.user_id,
+        )
 
 
 def end_all_for(session: Session, *, user: User, keep: str | None = None) -> None:

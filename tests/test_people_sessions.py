@@ -10,6 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ostiary.app import create_app
+from ostiary.audit import service as audit
+from ostiary.audit.actions import AuditAction
 from ostiary.clock import FrozenClock
 from ostiary.context import AppContext
 from ostiary.identity.models import User
@@ -99,6 +101,13 @@ def test_sign_out_everywhere_ends_every_session(
     everywhere = browsers[0].delete("/api/v1/me/sessions", headers={"X-CSRF-Token": tokens[0]})
     assert everywhere.json() == {"ended": 1}
     assert browsers[0].get("/api/v1/me").status_code == 401
+    with ctx.read_sessions() as session:
+        ended = [
+            e.detail["after"]["ended"]
+            for e in audit.iter_events(session)
+            if e.action == AuditAction.sessions_ended and e.target == user.user_id
+        ]
+    assert ended == [2, 1]
 
 
 def test_a_password_change_through_the_api_ends_the_other_sessions(

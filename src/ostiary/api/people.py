@@ -13,8 +13,6 @@ from sqlalchemy.exc import OperationalError
 from ostiary.api.authn import SESSION_COOKIE, Principal, authenticated, platform_admin
 from ostiary.api.deps import Cursor, Limit, Page, acting_user, context
 from ostiary.api.users import UserOut, user_out
-from ostiary.audit.actions import AuditAction
-from ostiary.audit.service import record
 from ostiary.context import AppContext
 from ostiary.db import purge_freed_space, transaction
 from ostiary.gate.principal import Method
@@ -126,15 +124,7 @@ def end_my_session(session_id: str, ctx: Ctx, principal: Caller) -> None:
     """End one of the caller's sessions (404 for anyone else's)."""
     with transaction(ctx.sessions) as session:
         user = acting_user(session, principal)
-        sessions.revoke(session, user=user, session_id=session_id[:64])
-        record(
-            session,
-            clock=ctx.clock,
-            actor=user.user_id,
-            action=AuditAction.signed_out,
-            target=user.user_id,
-            after={"session_id": session_id[:64]},
-        )
+        sessions.revoke(session, ctx, user=user, session_id=session_id[:64])
 
 
 @router.delete("/me/sessions", response_model=EndedOut)
@@ -148,15 +138,5 @@ def sign_out_everywhere(
     keep = current_session_hash(request, ctx, principal) if keep_current else None
     with transaction(ctx.sessions) as session:
         user = acting_user(session, principal)
-        before = len(sessions.listing(session, ctx, user=user))
-        sessions.end_all_for(session, user=user, keep=keep)
-        ended = before - (1 if keep else 0)
-        record(
-            session,
-            clock=ctx.clock,
-            actor=user.user_id,
-            action=AuditAction.sessions_ended,
-            target=user.user_id,
-            after={"ended": ended},
-        )
-    return EndedOut(ended=max(ended, 0))
+        ended = sessions.sign_out_everywhere(session, ctx, user=user, keep=keep)
+    return EndedOut(ended=ended)

@@ -182,9 +182,9 @@ def end_sessions(
         with transaction(ctx.sessions) as session:
             user = identity.get_user(session, user_id=seen.user.user_id)
             if session_id:
-                sessions.revoke(session, user=user, session_id=session_id[:64])
+                sessions.revoke(session, ctx, user=user, session_id=session_id[:64])
             else:
-                sessions.end_all_for(session, user=user, keep=seen.session_hash)
+                sessions.sign_out_everywhere(session, ctx, user=user, keep=seen.session_hash)
     except OstiaryError as exc:
         return problem(request, ctx, seen, exc)
     ended_own = seen.session_hash and sessions.session_id_of(seen.session_hash) == session_id

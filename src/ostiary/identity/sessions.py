@@ -137,16 +137,42 @@ def listing(
     ]
 
 
-def revoke(session: Session, *, user: User, session_id: str) -> None:
-    """End one of the user's own sessions by its public ID; another user's is ``NotFound``."""
+def revoke(session: Session, ctx: AppContext, *, user: User, session_id: str) -> None:
+    """End one of the user's own sessions by its public ID (audited as a sign-out);
+    another user's is ``NotFound``."""
     hashes = list(
         session.scalars(select(ConsoleSession.token_hash).where(ConsoleSession.user_id == user.id))
     )
     for token_hash in hashes:
         if constant_time_equals(session_id_of(token_hash), session_id):
             session.execute(delete(ConsoleSession).where(ConsoleSession.token_hash == token_hash))
+            audit(
+                session,
+                clock=ctx.clock,
+                actor=user.user_id,
+                action=AuditAction.signed_out,
+                target=user.user_id,
+                after={"session_id": session_id},
+            )
             return
     raise NotFound(f"no session {session_id}")
+
+
+def sign_out_everywhere(
+    session: Session, ctx: AppContext, *, user: User, keep: str | None = None
+) -> int:
+    """End every live session of ``user`` but ``keep`` (audited); returns how many ended."""
+    live = [s for s in listing(session, ctx, user=user, current=keep) if not s.current]
+    end_all_for(session, user=user, keep=keep)
+    audit(
+        session,
+        clock=ctx.clock,
+        actor=user.user_id,
+        action=AuditAction.sessions_ended,
+        target=user.user_id,
+        after={"ended": len(live)},
+    )
+    return len(live)
 
 
 def resolve(session: Session, ctx: AppContext, *, secret: str) -> SignedIn | None:

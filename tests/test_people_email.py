@@ -3,6 +3,7 @@ accepted, and OSTIARY_REGISTRATION_DOMAINS limits self-registration without tell
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -95,3 +96,29 @@ def test_registration_domains_are_parsed_from_the_environment(
 ) -> None:
     monkeypatch.setenv("OSTIARY_REGISTRATION_DOMAINS", " Corp.Local, @example.test ,, ")
     assert Settings().registration_domains == ("corp.local", "example.test")
+
+
+def test_the_console_registration_form_takes_a_special_use_domain(
+    client: TestClient, ctx: AppContext, smtp: SmtpSink
+) -> None:
+    form = client.get("/console/register")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+    assert token is not None
+    answer = client.post(
+        "/console/register",
+        data={
+            "csrf_token": token.group(1),
+            "email": "linus@example.test",
+            "given_name": "Linus",
+            "family_name": "Pauling",
+            "password": PASSWORD,
+        },
+    )
+    assert answer.status_code == 200 and answer.url.path == "/console/signin"
+    smtp.wait_for("linus@example.test", subject="Activate")
+    bad = client.post(
+        "/console/register",
+        data={"csrf_token": token.group(1), "email": "linus@@x", "given_name": "L",
+              "family_name": "P", "password": PASSWORD},
+    )  # fmt: skip
+    assert bad.status_code == 400 and "e-mail" in bad.text

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from sqlalchemy.exc import OperationalError
 
 from ostiary.cli.common import JsonFlag, output, write
 from ostiary.db import purge_freed_space
@@ -65,7 +66,10 @@ def user_delete(
         done = erasure.erase(
             session, ctx, actor=admin, user=identity.get_user(session, user_id=user_id)
         )
-    purge_freed_space(ctx.engine)
+    try:
+        purge_freed_space(ctx.engine)
+    except OperationalError as exc:  # erased and committed; the next erasure compacts again
+        typer.echo(f"erased, but compacting the SQLite file failed ({exc}); run VACUUM", err=True)
     output(
         [
             {

@@ -25,6 +25,7 @@ from ostiary.api import groups as groups_api
 from ostiary.api import identity as identity_api
 from ostiary.api import invitations as invitations_api
 from ostiary.api import oauth_clients as oauth_clients_api
+from ostiary.api import people as people_api
 from ostiary.api import runtime as runtime_api
 from ostiary.api import scim as scim_api
 from ostiary.api import scim_tokens as scim_tokens_api
@@ -36,6 +37,7 @@ from ostiary.console import group_views as console_groups
 from ostiary.console import guard as console_guard
 from ostiary.console import invitation_views as console_invitations
 from ostiary.console import oauth_views as console_oauth
+from ostiary.console import people_views as console_people
 from ostiary.console import review_views as console_review
 from ostiary.console import runtime_views as console_runtime
 from ostiary.console import security_views as console_security
@@ -116,6 +118,7 @@ def create_app(settings: Settings, *, ctx: AppContext | None = None) -> FastAPI:
     app.include_router(tenancy_api.router)
     app.include_router(access_api.router)
     app.include_router(users_api.router)
+    app.include_router(people_api.router)
     app.include_router(runtime_api.router)
     app.include_router(oauth_clients_api.router)
     app.include_router(certificates_api.router)
@@ -137,6 +140,7 @@ def create_app(settings: Settings, *, ctx: AppContext | None = None) -> FastAPI:
     app.mount("/scim/v2", scim_api.app(ctx))
     app.include_router(console_groups.router)
     app.include_router(console_invitations.router)
+    app.include_router(console_people.router)
     app.include_router(console_audit.router)
     app.mount("/static", StaticFiles(packages=[("ostiary.console", "static")]), name="static")
     # The plain Starlette routes go first: the router tries routes in order, and walking

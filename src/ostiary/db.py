@@ -253,3 +253,22 @@ def add_unique(session: Session, row: object, *, conflict: str) -> None:
             session.add(row)
     except IntegrityError as exc:
         raise Conflict(conflict) from exc
+
+
+def purge_freed_space(engine: Engine) -> None:
+    """After an erasure: rewrite SQLite's file so deleted and overwritten rows leave no
+    bytes behind in free pages, then fold the write-ahead log in and truncate it.
+
+    Outside a transaction (VACUUM cannot run in one); a no-op on PostgreSQL, whose dead
+    row versions autovacuum reclaims (docs/people.md says what that means for erasure).
+    """
+    if engine.dialect.name != "sqlite":
+        return
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        cursor.execute("VACUUM")
+        cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        cursor.close()
+    finally:
+        raw.close()

@@ -10,7 +10,8 @@
     ├── PermissionDenied         (403 forbidden)
     ├── NotFound                 (404 not_found)
     ├── Conflict                 (409 conflict)
-    │   └── LimitExceeded        (409 plan_limit)        the sub-account's plan allows no more
+    │   ├── LimitExceeded        (409 plan_limit)        the sub-account's plan allows no more
+    │   └── SoleOwner            (409 sole_owner)        erasure refused: lists technical_users
     ├── PayloadTooLarge          (413 payload_too_large)
     └── Throttled                (429 too_many_requests)
 
@@ -117,6 +118,17 @@ class LimitExceeded(Conflict):
     """The sub-account's plan allows no more of something (contract C2: limits, never hiding)."""
 
     code = "plan_limit"
+
+
+class SoleOwner(Conflict):
+    """A person cannot be erased while they alone own technical users; the answer lists them
+    (``technical_users``) so they can be handed over first."""
+
+    code = "sole_owner"
+
+    def __init__(self, detail: str, *, technical_users: list[str]) -> None:
+        super().__init__(detail)
+        self.technical_users = technical_users
 
 
 class PayloadTooLarge(OstiaryError):

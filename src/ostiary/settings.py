@@ -78,12 +78,24 @@ class Settings(BaseSettings):
     # in the certificate file. `ostiary serve --tls-*` override them; it refuses a key alone.
     tls_certfile: Path | None = None
     tls_keyfile: Path | None = None
+    # Self-registration only for these e-mail domains (comma-separated); empty: any domain.
+    registration_domains: Annotated[tuple[str, ...], NoDecode] = ()
 
     @field_validator("client_cert_header", mode="before")
     @classmethod
     def _lower_header(cls, value: Any) -> Any:
         if isinstance(value, str):
             return value.strip().lower() or None
+        return value
+
+    @field_validator("registration_domains", mode="before")
+    @classmethod
+    def _parse_domains(cls, value: Any) -> Any:
+        entries = value.split(",") if isinstance(value, str) else value
+        if isinstance(entries, list | tuple):
+            return tuple(
+                d for d in (str(e).strip().lower().lstrip("@").rstrip(".") for e in entries) if d
+            )
         return value
 
     @field_validator("public_url")

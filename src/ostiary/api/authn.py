@@ -55,7 +55,13 @@ async def _credentials(
     cookie = request.cookies.get(SESSION_COOKIE)
     if not cookie:
         return None
-    signed_in = await anyio.to_thread.run_sync(_resolve_session, ctx, cookie)
+    signed_in = await anyio.to_thread.run_sync(
+        _resolve_session,
+        ctx,
+        cookie,
+        client_address(request),
+        request.headers.get("user-agent", ""),
+    )
     if signed_in is None:
         return None
     if request.method not in SAFE_METHODS:
@@ -67,9 +73,22 @@ async def _credentials(
     return authenticators.console_session(snapshot, signed_in.user.user_id)
 
 
-def _resolve_session(ctx: AppContext, secret: str) -> sessions.SignedIn | None:
+def _resolve_session(
+    ctx: AppContext, secret: str, address: str, user_agent: str
+) -> sessions.SignedIn | None:
     with transaction(ctx.read_sessions) as session:
-        return sessions.resolve(session, ctx, secret=secret)
+        signed_in = sessions.resolve(session, ctx, secret=secret)
+    if signed_in is not None and sessions.needs_touch(ctx, signed_in):
+        # A short write of its own, at most once a minute per session (``TOUCH_EVERY``).
+        with transaction(ctx.sessions) as session:
+            sessions.touch(
+                session,
+                ctx,
+                token_hash=signed_in.token_hash,
+                address=address,
+                user_agent=user_agent,
+            )
+    return signed_in
 
 
 async def _authenticate(request: Request, *, allow_expired: bool) -> Principal:

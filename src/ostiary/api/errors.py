@@ -23,7 +23,13 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from ostiary.audit.actions import AuditAction
 from ostiary.audit.service import record
 from ostiary.db import store_wide, transaction
-from ostiary.errors import AuthenticationFailed, OstiaryError, PermissionDenied, Throttled
+from ostiary.errors import (
+    AuthenticationFailed,
+    OstiaryError,
+    PermissionDenied,
+    SoleOwner,
+    Throttled,
+)
 
 log = logging.getLogger("ostiary.api")
 
@@ -43,10 +49,16 @@ _UNAVAILABLE_PAGE = """<!doctype html>
 
 
 def error_response(
-    status: int, error: str, detail: Any, headers: dict[str, str] | None = None
+    status: int,
+    error: str,
+    detail: Any,
+    headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> JSONResponse:
-    """The JSON error body every endpoint answers with."""
-    return JSONResponse({"error": error, "detail": detail}, status_code=status, headers=headers)
+    """The JSON error body every endpoint answers with (``extra``: fields an error adds)."""
+    return JSONResponse(
+        {"error": error, "detail": detail, **(extra or {})}, status_code=status, headers=headers
+    )
 
 
 def _describe_validation(exc: RequestValidationError) -> list[dict[str, Any]]:
@@ -77,7 +89,8 @@ async def _ostiary_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc, PermissionDenied) and exc.reason and exc.actor:
         # The failed transaction has rolled back by now; the denial gets its own.
         await anyio.to_thread.run_sync(audit_denial, request, exc)
-    return error_response(exc.status_code, exc.code, exc.detail, headers)
+    extra = {"technical_users": exc.technical_users} if isinstance(exc, SoleOwner) else None
+    return error_response(exc.status_code, exc.code, exc.detail, headers, extra)
 
 
 def audit_denial(request: Request, exc: PermissionDenied) -> None:

@@ -5,15 +5,24 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, BackgroundTasks, Depends
-from pydantic import AfterValidator, BaseModel, EmailStr, Field
+from fastapi import APIRouter, BackgroundTasks, Depends, Request
+from pydantic import AfterValidator, BaseModel, Field
 
-from ostiary.api.authn import Principal, authenticated, authenticated_allow_expired, platform_admin
+from ostiary.api.authn import (
+    SESSION_COOKIE,
+    Principal,
+    authenticated,
+    authenticated_allow_expired,
+    platform_admin,
+)
 from ostiary.api.deps import context, deliver_after_response
 from ostiary.context import AppContext
 from ostiary.db import transaction
+from ostiary.gate.principal import Method
 from ostiary.identity import policy as policies
 from ostiary.identity import service as identity
+from ostiary.identity import sessions
+from ostiary.identity.emails import Email
 from ostiary.identity.models import PasswordPolicy, User, UserKind
 
 router = APIRouter(prefix="/api/v1", tags=["identity"])
@@ -35,7 +44,7 @@ Ctx = Annotated[AppContext, Depends(context)]
 class RegistrationIn(BaseModel):
     """A person's self-registration."""
 
-    email: EmailStr
+    email: Email
     given_name: Name
     family_name: Name
     password: Password
@@ -84,7 +93,7 @@ class PasswordChangeIn(BaseModel):
 class ResetRequestIn(BaseModel):
     """Ask for a password-reset link."""
 
-    email: EmailStr
+    email: Email
 
 
 class ResetConfirmIn(BaseModel):
@@ -177,9 +186,16 @@ def me(ctx: Ctx, principal: Principal = Depends(authenticated)) -> MeOut:
 
 @router.post("/me/password", status_code=204)
 def change_password(
-    body: PasswordChangeIn, ctx: Ctx, principal: Principal = Depends(authenticated_allow_expired)
+    body: PasswordChangeIn,
+    request: Request,
+    ctx: Ctx,
+    principal: Principal = Depends(authenticated_allow_expired),
 ) -> None:
-    """Change one's own password; works with an expired password too."""
+    """Change one's own password (works with an expired one too); the caller's other
+    console sessions end, the one this request came with (if any) stays."""
+    cookie = request.cookies.get(SESSION_COOKIE, "")
+    from_session = principal.method is Method.session and bool(cookie)
+    keep = sessions.hash_of(ctx, secret=cookie) if from_session else None
     with transaction(ctx.sessions) as session:
         user = identity.get_user(session, user_id=principal.user_id)
         identity.change_password(
@@ -188,7 +204,10 @@ def change_password(
             user=user,
             current_password=body.current_password,
             new_password=body.new_password,
+            keep_session=keep,
         )
+        if keep is not None:
+            sessions.password_changed(session, token_hash=keep)
 
 
 @router.post("/password-resets", status_code=202, response_model=Accepted)

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, EmailStr, Field
+from pydantic import BaseModel, Field
 
 from ostiary.access.permissions import Permission
 from ostiary.api.authn import Principal, authenticated, platform_admin
@@ -28,6 +28,7 @@ from ostiary.db import transaction
 from ostiary.errors import InvalidInput, PermissionDenied
 from ostiary.identity import admin, technical
 from ostiary.identity import service as identity
+from ostiary.identity.emails import Email
 from ostiary.identity.models import User, UserStatus
 
 router = APIRouter(prefix="/api/v1", tags=["users"])
@@ -44,7 +45,7 @@ class TechnicalUserIn(BaseModel):
     display_name: Annotated[str, Field(min_length=1, max_length=200)]
     description: Text = ""
     subdomain: Annotated[str, Field(max_length=63)] | None = None
-    email: EmailStr | None = None
+    email: Email | None = None
 
 
 class SecretOut(BaseModel):

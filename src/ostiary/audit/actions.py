@@ -75,3 +75,5 @@ class AuditAction(StrEnum):
     signed_in = "user:signed_in"
     signed_out = "user:signed_out"
     password_policy_changed = "password_policy:changed"
+    user_erased = "user:erased"
+    sessions_ended = "user:sessions:ended"

@@ -15,6 +15,7 @@ from ostiary.cli.certificates import cert_app
 from ostiary.cli.credentials import credentials_app
 from ostiary.cli.groups import group_app, invite_app
 from ostiary.cli.oauth import client_app, keys_app, token
+from ostiary.cli.people import user_app
 from ostiary.cli.review import findings_command
 from ostiary.cli.runtime import access_app, flow_app, message_app
 from ostiary.cli.scim import scim_token_app
@@ -50,6 +51,7 @@ app.add_typer(credentials_app, name="credentials")
 app.add_typer(scim_token_app, name="scim-token")
 app.add_typer(group_app, name="group")
 app.add_typer(invite_app, name="invite")
+app.add_typer(user_app, name="user")
 app.command("token")(token)
 app.command("findings")(findings_command)
 console = Console()

@@ -6,7 +6,6 @@ from typing import Annotated
 
 import anyio.to_thread
 from fastapi import APIRouter, BackgroundTasks, Depends, Form, Request
-from pydantic import EmailStr, TypeAdapter, ValidationError
 from starlette.responses import Response
 
 from ostiary.access.snapshot import GrantSnapshot
@@ -28,13 +27,13 @@ from ostiary.gate.service import settle
 from ostiary.identity import policy as policies
 from ostiary.identity import service as identity
 from ostiary.identity import sessions
+from ostiary.identity.emails import parse_email
 from ostiary.identity.models import OneTimeToken, TokenPurpose
 from ostiary.mail import service as mail
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 Ctx = Annotated[AppContext, Depends(context)]
 Field = Annotated[str, Form(max_length=2000)]
-_email = TypeAdapter(EmailStr)
 SIGNIN_FAILED = "The user ID, e-mail or password is not correct, or the account is not active."
 
 
@@ -67,10 +66,7 @@ def register(
     values = {"email": email, "given_name": given_name, "family_name": family_name}
     try:
         check_csrf(seen, csrf_token)
-        try:
-            _email.validate_python(email)
-        except ValidationError as exc:
-            raise InvalidInput("enter a valid e-mail address") from exc
+        email = parse_email(email)
         if not given_name.strip() or not family_name.strip():
             raise InvalidInput("enter your given and family name")
         with transaction(ctx.sessions) as session:
@@ -176,7 +172,14 @@ async def signin(
         principal = await settle(ctx, attempt, target="/console/signin", address=address)
         assert principal is not None
         expired = principal.password_expired
-        secret = await anyio.to_thread.run_sync(_start_session, ctx, principal, expired)
+        secret = await anyio.to_thread.run_sync(
+            _start_session,
+            ctx,
+            principal,
+            expired,
+            address,
+            request.headers.get("user-agent", ""),
+        )
     except (AuthenticationFailed, Throttled) as exc:
         message = SIGNIN_FAILED if isinstance(exc, AuthenticationFailed) else exc.detail
         return render(
@@ -212,10 +215,19 @@ async def signin(
     return response
 
 
-def _start_session(ctx: AppContext, principal: Principal, expired: bool) -> str:
+def _start_session(
+    ctx: AppContext, principal: Principal, expired: bool, address: str, user_agent: str
+) -> str:
     with transaction(ctx.sessions) as session:
         user = identity.get_user(session, user_id=principal.user_id)
-        return sessions.start(session, ctx, user=user, must_change_password=expired)
+        return sessions.start(
+            session,
+            ctx,
+            user=user,
+            must_change_password=expired,
+            address=address,
+            user_agent=user_agent,
+        )
 
 
 @router.post("/signout")
@@ -279,8 +291,8 @@ def change_password(
                 user=user,
                 current_password=current_password,
                 new_password=new_password,
+                keep_session=seen.session_hash,
             )
-            sessions.end_all_for(session, user=user, keep=seen.session_hash)
             if seen.session_hash:
                 sessions.password_changed(session, token_hash=seen.session_hash)
     except OstiaryError as exc:
@@ -334,8 +346,7 @@ def reset_confirm(
         if new_password != confirm_password:
             raise InvalidInput("the new passwords do not match")
         with transaction(ctx.sessions) as session:
-            user = identity.reset_password(session, ctx, token=token, new_password=new_password)
-            sessions.end_all_for(session, user=user)
+            identity.reset_password(session, ctx, token=token, new_password=new_password)
     except OstiaryError as exc:
         return render(
             request,

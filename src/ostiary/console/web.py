@@ -11,7 +11,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from ostiary.api.authn import SESSION_COOKIE
+from ostiary.api.authn import SESSION_COOKIE, client_address
 from ostiary.context import AppContext
 from ostiary.crypto import constant_time_equals, generate_secret
 from ostiary.db import transaction
@@ -122,6 +122,14 @@ def viewer(request: Request, ctx: AppContext) -> Viewer:
     if secret:
         with transaction(ctx.sessions) as session:
             signed_in = sessions.resolve(session, ctx, secret=secret)
+            if signed_in is not None and sessions.needs_touch(ctx, signed_in):
+                sessions.touch(
+                    session,
+                    ctx,
+                    token_hash=signed_in.token_hash,
+                    address=client_address(request),
+                    user_agent=request.headers.get("user-agent", ""),
+                )
         principal = _admitted(ctx, signed_in.user.user_id) if signed_in is not None else None
         if signed_in is not None and principal is not None:
             return Viewer(

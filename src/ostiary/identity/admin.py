@@ -20,6 +20,8 @@ def change_status(
         raise InvalidInput("you cannot lock or disable yourself")
     if status is UserStatus.pending:
         raise InvalidInput("a user cannot be set back to pending")
+    if UserStatus.erased in (status, user.status):
+        raise InvalidInput("erasure is DELETE /api/v1/users/{user_id}, and cannot be undone")
     before = user.status
     user.status = status
     user.updated_at = ctx.clock.now()

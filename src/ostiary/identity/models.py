@@ -30,6 +30,8 @@ class UserStatus(StrEnum):
     active = "active"
     locked = "locked"
     disabled = "disabled"
+    #: Personal data removed (GDPR erasure); the user ID stays, nothing else comes back.
+    erased = "erased"
 
 
 class TokenPurpose(StrEnum):
@@ -155,3 +157,7 @@ class ConsoleSession(Base):
     expires_at: Mapped[datetime]
     #: Set when the password expired: the session may only change the password.
     must_change_password: Mapped[bool] = mapped_column(default=False)
+    #: When the session was last used (updated at most once a minute), and from where.
+    last_seen_at: Mapped[datetime | None]
+    address: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(300))

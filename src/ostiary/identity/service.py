@@ -24,7 +24,8 @@ from ostiary.errors import (
     NotFound,
 )
 from ostiary.gate.throttle import Account, Kind
-from ostiary.identity import mails
+from ostiary.identity import mails, sessions
+from ostiary.identity.emails import may_self_register
 from ostiary.identity.models import (
     IdCounter,
     OneTimeToken,
@@ -156,7 +157,10 @@ def register(
     normalized = normalize_email(email)
     policy = get_policy(session, kind=UserKind.person, clock=ctx.clock)
     check_new_password(session, policy=policy, password=password, hasher=ctx.passwords)
-    password_hash = ctx.passwords.hash(password)  # hashed in both branches: equal timing
+    password_hash = ctx.passwords.hash(password)  # hashed in every branch: equal timing
+    if not may_self_register(email, allowed=ctx.settings.registration_domains):
+        # Outside OSTIARY_REGISTRATION_DOMAINS: the same answer, no account, no mail.
+        return Registration([])
     existing = session.scalar(
         select(User).where(User.email_normalized == normalized, User.kind == UserKind.person)
     )
@@ -276,9 +280,16 @@ def is_password_expired(session: Session, ctx: AppContext, *, user: User) -> boo
 
 
 def change_password(
-    session: Session, ctx: AppContext, *, user: User, current_password: str, new_password: str
+    session: Session,
+    ctx: AppContext,
+    *,
+    user: User,
+    current_password: str,
+    new_password: str,
+    keep_session: str | None = None,
 ) -> None:
-    """Change a user's own password after checking the current one."""
+    """Change a user's own password after checking the current one; every other session
+    of the user ends (``keep_session``: the stored hash of the one the change came from)."""
     if not verify_secret(ctx, user, current_password):
         raise InvalidInput("the current password is not correct")
     if current_password == new_password:
@@ -293,6 +304,7 @@ def change_password(
         replace_with_chosen(session, ctx, user=user, new_hash=ctx.passwords.hash(new_password))
         return
     _set_password_hash(session, ctx, user=user, new_hash=ctx.passwords.hash(new_password))
+    sessions.end_all_for(session, user=user, keep=keep_session)
 
 
 def request_password_reset(session: Session, ctx: AppContext, *, email: str) -> list[int]:
@@ -328,6 +340,7 @@ def reset_password(session: Session, ctx: AppContext, *, token: str, new_passwor
         session, policy=policy, password=new_password, hasher=ctx.passwords, user=user
     )
     _set_password_hash(session, ctx, user=user, new_hash=ctx.passwords.hash(new_password))
+    sessions.end_all_for(session, user=user)
     # A reset mail always gets the owner back in, whoever guessed at the account before.
     ctx.throttle.clear(session, Account(Kind(user.kind), user.user_id))
     return user

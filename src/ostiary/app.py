@@ -43,6 +43,7 @@ from ostiary.ops import BodyLimitMiddleware, Metrics, ObservabilityMiddleware
 from ostiary.ops import routes as ops_routes
 from ostiary.runtime.endpoint import Runtime
 from ostiary.runtime.maintenance import flush_last_use, maintenance
+from ostiary.scheduler.jobs import standard_scheduler
 from ostiary.settings import Settings
 from ostiary.tls.serving import use_grants
 
@@ -59,6 +60,7 @@ def create_app(settings: Settings, *, ctx: AppContext | None = None) -> FastAPI:
 
     runtime = Runtime(ctx)
     oauth = OAuthServer(ctx, runtime)
+    scheduler = standard_scheduler(ctx)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -73,9 +75,17 @@ def create_app(settings: Settings, *, ctx: AppContext | None = None) -> FastAPI:
         ctx.throttle.start()
         await runtime.writer.start()
         housekeeping = asyncio.create_task(maintenance(ctx, runtime), name="ostiary-maintenance")
+        scheduled = None
+        if scheduler.interval > 0:
+            scheduled = asyncio.create_task(scheduler.loop(), name="ostiary-scheduler")
         try:
             yield
         finally:
+            if scheduled is not None:
+                scheduled.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await scheduled
+                await anyio.to_thread.run_sync(scheduler.stop)
             housekeeping.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await housekeeping
@@ -99,6 +109,7 @@ def create_app(settings: Settings, *, ctx: AppContext | None = None) -> FastAPI:
     )
     app.state.ctx = ctx
     app.state.runtime = runtime
+    app.state.scheduler = scheduler
     metrics = Metrics()
     errors.install(app)
     console_guard.install(app)

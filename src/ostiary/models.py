@@ -9,7 +9,9 @@ from ostiary.gate import models as gate_models
 from ostiary.identity import models as identity_models
 from ostiary.mail import models as mail_models
 from ostiary.oauth import models as oauth_models
+from ostiary.reminders import models as reminder_models
 from ostiary.runtime import models as runtime_models
+from ostiary.scheduler import models as scheduler_models
 from ostiary.tenancy import models as tenancy_models
 
 __all__ = [
@@ -22,6 +24,8 @@ __all__ = [
     "identity_models",
     "mail_models",
     "oauth_models",
+    "reminder_models",
     "runtime_models",
+    "scheduler_models",
     "tenancy_models",
 ]

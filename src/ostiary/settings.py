@@ -76,12 +76,24 @@ class Settings(BaseSettings):
     # in the certificate file. `ostiary serve --tls-*` override them; it refuses a key alone.
     tls_certfile: Path | None = None
     tls_keyfile: Path | None = None
+    # The scheduler inside `ostiary serve` (ostiary.scheduler); 0 turns it off on this node.
+    scheduler_interval_seconds: int = Field(default=60, ge=0, le=24 * 3600)
+    # Days before a credential's end when its people are mailed (docs/reminders.md).
+    expiry_reminder_days: str = "30,7,1"
 
     @field_validator("client_cert_header", mode="before")
     @classmethod
     def _lower_header(cls, value: Any) -> Any:
         if isinstance(value, str):
             return value.strip().lower() or None
+        return value
+
+    @field_validator("expiry_reminder_days")
+    @classmethod
+    def _check_reminder_days(cls, value: str) -> str:
+        from ostiary.reminders.thresholds import parse_thresholds
+
+        parse_thresholds(value)
         return value
 
     @field_validator("public_url")

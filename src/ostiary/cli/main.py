@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ostiary.cli import credentials_expiring  # noqa: F401  (adds `credentials expiring`)
 from ostiary.cli.certificates import cert_app
 from ostiary.cli.credentials import credentials_app
 from ostiary.cli.oauth import client_app, keys_app, token

@@ -26,6 +26,7 @@ from ostiary.api import tenancy as tenancy_api
 from ostiary.api import users as users_api
 from ostiary.console import certificate_views as console_certificates
 from ostiary.console import guard as console_guard
+from ostiary.console import mail_views as console_mail
 from ostiary.console import oauth_views as console_oauth
 from ostiary.console import runtime_views as console_runtime
 from ostiary.console import security_views as console_security
@@ -129,6 +130,7 @@ def create_app(settings: Settings, *, ctx: AppContext | None = None) -> FastAPI:
     app.include_router(console_trust.router)
     app.include_router(console_technical.router)
     app.include_router(console_runtime.router)
+    app.include_router(console_mail.router)
     app.mount("/static", StaticFiles(packages=[("ostiary.console", "static")]), name="static")
     # The plain Starlette routes go first: the router tries routes in order, and walking
     # the ~110 API routes first cost ~0.3 ms per request (benchmarks/README.md). The

@@ -1,4 +1,4 @@
-"""Console page for platform administrators: mails the outbox gave up on, and the scheduler's jobs."""
+"""Console page for platform administrators: undelivered mail and the scheduled jobs."""
 
 from __future__ import annotations
 

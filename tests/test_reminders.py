@@ -184,3 +184,25 @@ def test_reminder_days_are_parsed_and_bad_ones_refused() -> None:
     assert Settings(expiry_reminder_days="14").expiry_reminder_days == "14"
     with pytest.raises(ValueError, match="EXPIRY_REMINDER_DAYS"):
         Settings(expiry_reminder_days="30,soon")
+
+
+def test_a_secret_already_rotated_out_gets_no_reminder(
+    ctx: AppContext, smtp: SmtpSink, clock: FrozenClock
+) -> None:
+    from ostiary.credentials import rotation
+
+    owner = f.person(ctx)
+    bot, _ = f.technical_user(ctx, owner=owner)
+    clock.advance(timedelta(hours=1))
+    with transaction(ctx.sessions) as session:
+        made = rotation.rotate(
+            session,
+            ctx,
+            actor=session.get(User, owner.id),  # type: ignore[arg-type]
+            user=session.get(User, bot.id),  # type: ignore[arg-type]
+            old_valid_until=clock.now() + timedelta(days=3),
+            expires_at=clock.now() + timedelta(days=20),
+        )
+    _tick(ctx)  # the old one ends in 3 days, but its replacement outlasts it
+    [only] = smtp.to(owner.email or "")
+    assert made.secret_id in only["Subject"]  # the new one is inside 30 days itself

@@ -30,7 +30,7 @@ from ostiary.reminders.recipients import reminder_recipients
 from ostiary.reminders.thresholds import parse_thresholds
 
 log = logging.getLogger("ostiary.reminders")
-__all__ = ["due", "parse_thresholds", "send_reminders"]
+__all__ = ["due", "parse_thresholds", "replaced", "send_reminders"]
 
 
 def due(credential: CredentialInfo, *, now: datetime, thresholds: Sequence[int]) -> list[int]:
@@ -53,8 +53,14 @@ def send_reminders(
     if not thresholds:
         return 0
     now = clock.now()
+    horizon = timedelta(days=max(thresholds))
     with factory() as session:
-        expiring = listing(session, now=now, expiring_within=timedelta(days=max(thresholds)))
+        everything = listing(session, now=now)
+        expiring = [
+            c
+            for c in listing(session, now=now, expiring_within=horizon)
+            if not replaced(c, everything)
+        ]
         done = _recorded(session, [c.credential_id for c in expiring])
     written = 0
     for credential in expiring:
@@ -76,6 +82,22 @@ def send_reminders(
         written += len(mail_ids)
         mail.deliver(factory, transport, clock, mail_ids)
     return written
+
+
+def replaced(credential: CredentialInfo, others: Sequence[CredentialInfo]) -> bool:
+    """Whether a newer active credential of the same kind (and client) outlasts this one:
+    it was rotated already (the old one ends with its overlap), so nobody needs reminding."""
+    assert credential.expires_at is not None
+    return any(
+        other.user_id == credential.user_id
+        and other.kind is credential.kind
+        and other.client_id == credential.client_id
+        and other.credential_id != credential.credential_id
+        and other.status == "active"
+        and other.created_at > credential.created_at
+        and (other.expires_at is None or other.expires_at > credential.expires_at)
+        for other in others
+    )
 
 
 def _recorded(session: Session, credential_ids: list[str]) -> dict[str, set[int]]:
@@ -105,7 +127,9 @@ def _remind(
     nearest = inside[0]
     assert credential.expires_at is not None
     with factory() as session, session.begin():
-        user = session.scalars(select(User).where(User.user_id == credential.user_id)).one()
+        user = session.scalars(select(User).where(User.user_id == credential.user_id)).first()
+        if user is None:
+            return []  # deleted since the listing
         recipients = reminder_recipients(session, technical_user=user)
         for threshold in inside:
             if threshold in known:

@@ -58,8 +58,11 @@ def send_reminders(
         everything = listing(session, now=now)
         expiring = [
             c
-            for c in listing(session, now=now, expiring_within=horizon)
-            if not replaced(c, everything)
+            for c in everything
+            if c.status == "active"
+            and c.expires_at is not None
+            and c.expires_at <= now + horizon
+            and not replaced(c, everything)
         ]
         done = _recorded(session, [c.credential_id for c in expiring])
     written = 0

@@ -66,3 +66,28 @@ def test_list_rotate_with_overlap_revoke_and_policy(cli: object, ctx: AppContext
         "credentials", "policy", "acme-cli", "--max-validity-days", "30"
     )
     assert "no maximum" in run("credentials", "policy", "acme-cli", "--clear")
+
+
+def test_expiring_lists_active_credentials_ending_within_the_days(
+    cli: object,  # noqa: F811
+    ctx: AppContext,
+) -> None:
+    from datetime import timedelta
+
+    from ostiary.credentials.secrets import add_secret
+    from ostiary.identity.models import User
+
+    run = cli  # type: ignore[assignment]
+    owner = f.person(ctx)
+    bot, _ = f.technical_user(ctx, owner=owner)
+    with transaction(ctx.sessions) as session:
+        row = session.get(User, bot.id)
+        assert row is not None
+        soon = add_secret(session, ctx, user=row, expires_at=ctx.clock.now() + timedelta(days=10))
+        later = add_secret(session, ctx, user=row, expires_at=ctx.clock.now() + timedelta(days=60))
+    listed = json.loads(run("credentials", "expiring", "--days", "30", "--json"))
+    assert [c["credential_id"] for c in listed] == [soon.row.secret_id]
+    assert listed[0]["user_id"] == bot.user_id and listed[0]["owner"] == owner.user_id
+    wider = json.loads(run("credentials", "expiring", "--days", "90", "--json"))
+    assert [c["credential_id"] for c in wider] == [soon.row.secret_id, later.row.secret_id]
+    assert "Credentials expiring within 30 days" in run("credentials", "expiring")

@@ -36,6 +36,7 @@ from ostiary.console import certificate_views as console_certificates
 from ostiary.console import group_views as console_groups
 from ostiary.console import guard as console_guard
 from ostiary.console import invitation_views as console_invitations
+from ostiary.console import mail_views as console_mail
 from ostiary.console import oauth_views as console_oauth
 from ostiary.console import people_views as console_people
 from ostiary.console import review_views as console_review
@@ -55,6 +56,7 @@ from ostiary.ops import BodyLimitMiddleware, Metrics, ObservabilityMiddleware
 from ostiary.ops import routes as ops_routes
 from ostiary.runtime.endpoint import Runtime
 from ostiary.runtime.maintenance import flush_last_use, maintenance
+from ostiary.scheduler.jobs import standard_scheduler
 from ostiary.settings import Settings
 from ostiary.tls.serving import use_grants
 
@@ -71,6 +73,7 @@ def create_app(settings: Settings, *, ctx: AppContext | None = None) -> FastAPI:
 
     runtime = Runtime(ctx)
     oauth = OAuthServer(ctx, runtime)
+    scheduler = standard_scheduler(ctx)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -85,9 +88,17 @@ def create_app(settings: Settings, *, ctx: AppContext | None = None) -> FastAPI:
         ctx.throttle.start()
         await runtime.writer.start()
         housekeeping = asyncio.create_task(maintenance(ctx, runtime), name="ostiary-maintenance")
+        scheduled = None
+        if scheduler.interval > 0:
+            scheduled = asyncio.create_task(scheduler.loop(), name="ostiary-scheduler")
         try:
             yield
         finally:
+            if scheduled is not None:
+                scheduled.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await scheduled
+                await anyio.to_thread.run_sync(scheduler.stop)
             housekeeping.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await housekeeping
@@ -111,6 +122,7 @@ def create_app(settings: Settings, *, ctx: AppContext | None = None) -> FastAPI:
     )
     app.state.ctx = ctx
     app.state.runtime = runtime
+    app.state.scheduler = scheduler
     metrics = Metrics()
     errors.install(app)
     console_guard.install(app)
@@ -142,6 +154,7 @@ def create_app(settings: Settings, *, ctx: AppContext | None = None) -> FastAPI:
     app.include_router(console_invitations.router)
     app.include_router(console_people.router)
     app.include_router(console_audit.router)
+    app.include_router(console_mail.router)
     app.mount("/static", StaticFiles(packages=[("ostiary.console", "static")]), name="static")
     # The plain Starlette routes go first: the router tries routes in order, and walking
     # the ~110 API routes first cost ~0.3 ms per request (benchmarks/README.md). The

@@ -10,7 +10,9 @@ from ostiary.groups import models as group_models
 from ostiary.identity import models as identity_models
 from ostiary.mail import models as mail_models
 from ostiary.oauth import models as oauth_models
+from ostiary.reminders import models as reminder_models
 from ostiary.runtime import models as runtime_models
+from ostiary.scheduler import models as scheduler_models
 from ostiary.scim import models as scim_models
 from ostiary.tenancy import models as tenancy_models
 
@@ -25,7 +27,9 @@ __all__ = [
     "identity_models",
     "mail_models",
     "oauth_models",
+    "reminder_models",
     "runtime_models",
+    "scheduler_models",
     "scim_models",
     "tenancy_models",
 ]

@@ -80,6 +80,10 @@ class Settings(BaseSettings):
     tls_keyfile: Path | None = None
     # Self-registration only for these e-mail domains (comma-separated); empty: any domain.
     registration_domains: Annotated[tuple[str, ...], NoDecode] = ()
+    # The scheduler inside `ostiary serve` (ostiary.scheduler); 0 turns it off on this node.
+    scheduler_interval_seconds: int = Field(default=60, ge=0, le=24 * 3600)
+    # Days before a credential's end when its people are mailed (docs/reminders.md).
+    expiry_reminder_days: str = "30,7,1"
 
     @field_validator("client_cert_header", mode="before")
     @classmethod
@@ -96,6 +100,14 @@ class Settings(BaseSettings):
             return tuple(
                 d for d in (str(e).strip().lower().lstrip("@").rstrip(".") for e in entries) if d
             )
+        return value
+
+    @field_validator("expiry_reminder_days")
+    @classmethod
+    def _check_reminder_days(cls, value: str) -> str:
+        from ostiary.reminders.thresholds import parse_thresholds
+
+        parse_thresholds(value)
         return value
 
     @field_validator("public_url")

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ostiary.cli import audit as _audit_commands  # noqa: F401  (registers verify, checkpoint, export)
+from ostiary.cli import credentials_expiring  # noqa: F401  (adds `credentials expiring`)
 from ostiary.cli.certificates import cert_app
 from ostiary.cli.credentials import credentials_app
 from ostiary.cli.groups import group_app, invite_app

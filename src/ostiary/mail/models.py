@@ -23,3 +23,5 @@ class OutboxMail(Base):
     sent_at: Mapped[datetime | None]
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
+    #: Not tried again before this (backoff); set when an attempt claims the mail.
+    next_attempt_at: Mapped[datetime | None]

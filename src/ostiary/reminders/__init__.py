@@ -1,0 +1,1 @@
+"""Expiry reminders: one mail per credential and threshold (30, 7, 1 days before its end)."""

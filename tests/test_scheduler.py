@@ -50,3 +50,36 @@ def test_a_failing_job_is_recorded_and_the_next_job_still_runs(ctx: AppContext) 
     with transaction(ctx.sessions) as session:
         runs = {r.name: (r.runs, r.last_error, r.last_node) for r in last_runs(session)}
     assert runs == {"after": (2, None, "n1"), "broken": (2, "RuntimeError: boom", "n1")}
+
+
+def test_the_standard_scheduler_signs_an_audit_checkpoint_when_one_is_due(
+    ctx: AppContext, clock: FrozenClock
+) -> None:
+    from sqlalchemy import func, select
+
+    from ostiary.audit.actions import AuditAction
+    from ostiary.audit.models import AuditCheckpoint
+    from ostiary.audit.service import record
+    from ostiary.scheduler.jobs import standard_scheduler
+
+    def checkpoints() -> int:
+        with transaction(ctx.sessions) as session:
+            return session.scalar(select(func.count()).select_from(AuditCheckpoint)) or 0
+
+    def event() -> None:
+        with transaction(ctx.sessions) as session:
+            record(
+                session, clock=clock, actor="P000001", action=AuditAction.group_changed, target="x"
+            )
+
+    node = standard_scheduler(ctx)
+    before = checkpoints()
+    event()
+    assert node.run_once() and checkpoints() == before + 1
+    event()
+    clock.advance(timedelta(minutes=59))
+    assert node.run_once() and checkpoints() == before + 1  # the last one is not an hour old
+    clock.advance(timedelta(minutes=1))
+    assert node.run_once() and checkpoints() == before + 2
+    clock.advance(timedelta(hours=2))
+    assert node.run_once() and checkpoints() == before + 2  # nothing happened since

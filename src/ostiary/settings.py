@@ -84,6 +84,8 @@ class Settings(BaseSettings):
     scheduler_interval_seconds: int = Field(default=60, ge=0, le=24 * 3600)
     # Days before a credential's end when its people are mailed (docs/reminders.md).
     expiry_reminder_days: str = "30,7,1"
+    # How often the scheduler signs an audit checkpoint, when events came since the last one.
+    audit_checkpoint_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60)
 
     @field_validator("client_cert_header", mode="before")
     @classmethod

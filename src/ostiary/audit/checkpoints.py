@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import jwt
@@ -165,3 +165,17 @@ def load(document: str, ctx: AppContext) -> Checkpoint:
         )
     except (ValueError, KeyError, TypeError, jwt.PyJWTError) as exc:
         raise InvalidInput(f"not a valid checkpoint of this installation: {exc}") from exc
+
+
+def write_if_due(session: Session, ctx: AppContext, *, every: timedelta) -> AuditCheckpoint | None:
+    """The scheduler's job: a checkpoint when events came after the newest one and that one
+    is at least ``every`` old (or there is none); ``None`` when nothing is due."""
+    previous = session.scalar(select(AuditCheckpoint).order_by(AuditCheckpoint.id.desc()).limit(1))
+    head_id = session.scalar(select(func.max(AuditEvent.id)))
+    if head_id is None:
+        return None
+    if previous is not None and (
+        previous.head_event_id == head_id or ctx.clock.now() - previous.created_at < every
+    ):
+        return None
+    return write(session, ctx)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from ostiary.audit import checkpoints
 from ostiary.context import AppContext
+from ostiary.db import transaction
 from ostiary.mail.service import retry_unsent
 from ostiary.reminders.service import parse_thresholds, send_reminders
 from ostiary.scheduler.service import Scheduler
@@ -27,6 +31,11 @@ def standard_scheduler(ctx: AppContext) -> Scheduler:
         ),
     )
     scheduler.register("mail-retry", lambda: retry_unsent(ctx.sessions, ctx.transport, ctx.clock))
-    # The integrator adds further jobs here, e.g.
-    #     scheduler.register("audit-checkpoint", lambda: ...audit.checkpoints.write(...))
+    every = timedelta(minutes=ctx.settings.audit_checkpoint_minutes)
+
+    def checkpoint() -> None:
+        with transaction(ctx.sessions) as session:
+            checkpoints.write_if_due(session, ctx, every=every)
+
+    scheduler.register("audit-checkpoint", checkpoint)
     return scheduler

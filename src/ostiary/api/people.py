@@ -88,7 +88,7 @@ def erase_user(user_id: str, ctx: Ctx, principal: Admin) -> ErasedOut:
     users, listed in ``technical_users``); the user ID stays, pseudonymised in the audit."""
     with transaction(ctx.sessions) as session:
         user = identity.get_user(session, user_id=user_id)
-        done = erasure.erase(session, ctx, actor=acting_user(session, principal), user=user)
+        done = erasure.erase(session, ctx, actor=acting_user(session, principal).user_id, user=user)
     try:
         purge_freed_space(ctx.engine)
     except OperationalError:  # erased and committed; the next erasure compacts again

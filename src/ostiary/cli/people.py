@@ -64,7 +64,7 @@ def user_delete(
             typer.echo(f"{actor} is not a platform administrator", err=True)
             raise typer.Exit(1)
         done = erasure.erase(
-            session, ctx, actor=admin, user=identity.get_user(session, user_id=user_id)
+            session, ctx, actor=admin.user_id, user=identity.get_user(session, user_id=user_id)
         )
     try:
         purge_freed_space(ctx.engine)

@@ -91,7 +91,7 @@ def erase(
         with transaction(ctx.sessions) as session:
             actor = identity.get_user(session, user_id=seen.user.user_id)
             target = identity.get_user(session, user_id=user_id)
-            erasure.erase(session, ctx, actor=actor, user=target)
+            erasure.erase(session, ctx, actor=actor.user_id, user=target)
         purge_freed_space(ctx.engine)
     except OstiaryError as exc:
         return problem(request, ctx, seen, exc)

@@ -26,6 +26,7 @@ from ostiary.certificates.models import Certificate
 from ostiary.context import AppContext
 from ostiary.errors import InvalidInput, SoleOwner
 from ostiary.gate.models import AuthFailure, AuthFailureClear
+from ostiary.groups.models import GroupMember, Invitation
 from ostiary.identity import sessions
 from ostiary.identity.models import (
     OneTimeToken,
@@ -35,6 +36,7 @@ from ostiary.identity.models import (
     UserStatus,
 )
 from ostiary.mail.models import OutboxMail
+from ostiary.scim.models import ScimUser
 from ostiary.tenancy.models import Member
 
 
@@ -93,11 +95,14 @@ def _scrub_mails(session: Session, *, user: User, personal: list[str]) -> int:
     return changed
 
 
-def erase(session: Session, ctx: AppContext, *, actor: User, user: User) -> Erased:
-    """Erase a person; refused while they solely own technical users (409, listed)."""
+def erase(session: Session, ctx: AppContext, *, actor: str, user: User) -> Erased:
+    """Erase a person; refused while they solely own technical users (409, listed).
+
+    ``actor`` is the user ID (or SCIM token) acting; the admin API, console, CLI and SCIM
+    ``DELETE /Users`` all come here, so what an erasure removes is decided once."""
     if user.kind is not UserKind.person:
         raise InvalidInput(f"{user.user_id} is a technical user; delete it instead of erasing")
-    if user.id == actor.id:
+    if user.user_id == actor:
         raise InvalidInput("you cannot erase yourself; ask another platform administrator")
     if user.status is UserStatus.erased:
         return Erased(user_id=user.user_id, audit_events=0, mails=0)
@@ -124,6 +129,16 @@ def erase(session: Session, ctx: AppContext, *, actor: User, user: User) -> Eras
     # person in them goes.
     for member in session.scalars(select(Member).where(Member.user_id == user.id)):
         member.description = ""
+    # Group memberships go (a group-owned technical user stays with its group); invitations
+    # to the address, and the SCIM userName/externalId an identity provider gave, are
+    # personal data.
+    session.execute(delete(GroupMember).where(GroupMember.user_id == user.id))
+    if user.email_normalized:
+        session.execute(
+            delete(Invitation).where(Invitation.email_normalized == user.email_normalized)
+        )
+    session.execute(delete(Invitation).where(Invitation.accepted_by_id == user.id))
+    session.execute(delete(ScimUser).where(ScimUser.user_id == user.id))
     # A technical user that carried the person's address as its contact keeps working.
     if user.email_normalized:
         for technical in session.scalars(
@@ -146,7 +161,7 @@ def erase(session: Session, ctx: AppContext, *, actor: User, user: User) -> Eras
     audit.record(
         session,
         clock=ctx.clock,
-        actor=actor.user_id,
+        actor=actor,
         action=AuditAction.user_erased,
         target=user.user_id,
         after={"audit_events": events, "mails": mails},

@@ -5,6 +5,8 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ostiary.groups.ownership import owner_group
+from ostiary.groups.service import active_member_emails
 from ostiary.identity.models import User, UserKind, UserStatus
 from ostiary.tenancy.models import Member, MemberRole
 
@@ -12,17 +14,16 @@ from ostiary.tenancy.models import Member, MemberRole
 def reminder_recipients(session: Session, *, technical_user: User) -> list[str]:
     """The addresses an expiry reminder for ``technical_user`` goes to, sorted.
 
-    The person owning it; when it has none (or the owner cannot be reached), the
-    Administrators of its home sub-account; when there are none either, the platform
-    administrators, so a reminder is never sent to nobody.
+    The active members of its owning group (docs/groups.md); else the person owning it;
+    when it has none (or the owner cannot be reached), the Administrators of its home
+    sub-account; when there are none either, the platform administrators, so a reminder
+    is never sent to nobody.
     """
-    # GROUP OWNERS (package D2, branch `groups`): a group-owned technical user has
-    # owner_id NULL and a row in technical_user_group_owners. When merged, insert here:
-    #     group = ostiary.groups.ownership.owner_group(session, user=technical_user)
-    #     if group is not None:
-    #         emails = ostiary.groups.service.active_member_emails(session, group=group)
-    #         if emails:
-    #             return sorted(set(emails))
+    group = owner_group(session, user=technical_user)
+    if group is not None:
+        emails = active_member_emails(session, group=group)
+        if emails:
+            return sorted(set(emails))
     if technical_user.owner_id is not None:
         owner = session.get(User, technical_user.owner_id)
         if owner is not None and _reachable(owner):

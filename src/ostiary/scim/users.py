@@ -16,7 +16,6 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from email_validator import EmailNotValidError, validate_email
 from pydantic import ValidationError
 from scim2_models import Context
 from sqlalchemy import select
@@ -26,9 +25,11 @@ from sqlalchemy.orm import Session
 from ostiary.audit.actions import AuditAction
 from ostiary.audit.service import record
 from ostiary.context import AppContext
+from ostiary.errors import InvalidInput
 from ostiary.groups.models import Group, GroupMember
 from ostiary.groups.service import groups_of
-from ostiary.identity import sessions, technical
+from ostiary.identity import erasure, sessions
+from ostiary.identity.emails import parse_email
 from ostiary.identity.models import User, UserKind, UserStatus
 from ostiary.identity.service import allocate_user_id, normalize_email
 from ostiary.scim import rfc7644_patch
@@ -116,7 +117,7 @@ def _persons(session: Session) -> list[tuple[User, ScimUser | None]]:
     rows = session.execute(
         select(User, ScimUser)
         .outerjoin(ScimUser, ScimUser.user_id == User.id)
-        .where(User.kind == UserKind.person)
+        .where(User.kind == UserKind.person, User.status != UserStatus.erased)
         .order_by(User.user_id)
     )
     return [(user, link) for user, link in rows]
@@ -148,7 +149,11 @@ def shown(session: Session, user: User, link: ScimUser | None, *, base: str) -> 
 def find(session: Session, *, scim_id: str) -> tuple[User, ScimUser | None]:
     """The person with SCIM ``id`` ``scim_id``, or 404."""
     user = session.scalar(
-        select(User).where(User.user_id == scim_id[:16], User.kind == UserKind.person)
+        select(User).where(
+            User.user_id == scim_id[:16],
+            User.kind == UserKind.person,
+            User.status != UserStatus.erased,
+        )
     )
     if user is None:
         raise ResourceNotFound(f"no User {scim_id}")
@@ -187,14 +192,12 @@ def _parse(payload: Any, context: Context) -> UserResource:
 
 
 def syntactically_valid(address: str) -> bool:
-    """Whether ``address`` is a syntactically valid e-mail address. Internal and special-use
-    domains (``corp.local``, ``example.test``) are fine, as enterprises have them (issue 12
-    item 1): email-validator refuses those as its last syntax step, so that refusal alone
-    is overruled."""
+    """Whether ``address`` is a syntactically valid e-mail address, by the directory's one
+    check (internal and special-use domains such as ``corp.local`` are fine)."""
     try:
-        validate_email(address, check_deliverability=False, globally_deliverable=False)
-    except EmailNotValidError as exc:
-        return "special-use or reserved name" in str(exc)
+        parse_email(address)
+    except InvalidInput:
+        return False
     return True
 
 
@@ -372,12 +375,12 @@ def patch(
 def delete(
     session: Session, ctx: AppContext, *, actor: str, scim_id: str, if_match: str | None, base: str
 ) -> None:
-    """DELETE: the person leaves the directory (memberships and role assignments go with
-    them; audit events keep the user ID). Refused while they own technical users, which
-    would otherwise be left without an owner."""
+    """DELETE: the person is erased like ``DELETE /api/v1/users/{id}`` (README, *Users*):
+    personal data and credentials go, the user ID stays in the audit trail. Refused while
+    they alone own technical users, which would otherwise be left without an owner."""
     user, link = find(session, scim_id=scim_id)
     require_version(shown(session, user, link, base=base), if_match)
-    owned = technical.owned_by(session, owner=user)
+    owned = erasure.sole_owned(session, person=user)
     if owned:
         names = ", ".join(sorted(t.user_id for t in owned))
         raise Conflict(f"{user.user_id} owns technical users ({names}); transfer them first")
@@ -388,4 +391,4 @@ def delete(
         action=AuditAction.scim_user_deprovisioned,
         target=user.user_id,
     )
-    session.delete(user)
+    erasure.erase(session, ctx, actor=actor, user=user)

@@ -318,7 +318,11 @@ def test_discovery_documents_describe_what_is_served(client: TestClient, ctx: Ap
     assert config["patch"]["supported"] and config["etag"]["supported"]
     assert not config["bulk"]["supported"]
     types = client.get("/scim/v2/ResourceTypes", headers=auth).json()
-    assert sorted(t["endpoint"] for t in types["Resources"]) == ["/Groups", "/Users"]
+    assert sorted(t["endpoint"] for t in types["Resources"]) == [
+        "/Groups",
+        "/TechnicalUsers",
+        "/Users",
+    ]
     user_schema = client.get(f"/scim/v2/Schemas/{USER}", headers=auth).json()
     names = [a["name"] for a in user_schema["attributes"]]
     assert names == ["userName", "name", "displayName", "active", "emails", "groups"]

@@ -28,7 +28,7 @@ from ostiary.api.authn import client_address
 from ostiary.context import AppContext
 from ostiary.db import purge_freed_space, store_wide, transaction
 from ostiary.errors import OstiaryError
-from ostiary.scim import groups, rfc7644_query, tokens, users
+from ostiary.scim import groups, rfc7644_query, technical_users, tokens, users
 from ostiary.scim import rfc7643_schema as schema
 from ostiary.scim.errors import InvalidSyntax, ResourceNotFound, ScimError, TooLarge
 from ostiary.scim.rfc7644_patch import ResourceSpec
@@ -213,7 +213,7 @@ async def schemas(request: Request, ctx: AppContext, actor: str) -> Response:
     raise ResourceNotFound(f"no Schema {wanted}")
 
 
-# ---------------------------------------------------------------- Users and Groups (§3)
+# ------------------------------------------------- Users, Groups, TechnicalUsers (§3)
 
 
 def _read(ctx: AppContext, work: Callable[[Any], Any]) -> Any:
@@ -237,15 +237,18 @@ def _one_group(session: Any, scim_id: str, base: str) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Kind:
-    """One resource type's service functions, so Users and Groups share their handlers."""
+    """One resource type's service functions, so all resource types share their handlers.
+
+    A read-only type has no write functions, and ``read_only`` says why writes are refused."""
 
     spec: ResourceSpec
     listing: Callable[..., list[dict[str, Any]]]
     one: Callable[[Any, str, str], dict[str, Any]]
-    create: Callable[..., dict[str, Any]]
-    replace: Callable[..., dict[str, Any]]
-    patch: Callable[..., dict[str, Any]]
-    delete: Callable[..., None]
+    create: Callable[..., dict[str, Any]] | None = None
+    replace: Callable[..., dict[str, Any]] | None = None
+    patch: Callable[..., dict[str, Any]] | None = None
+    delete: Callable[..., None] | None = None
+    read_only: str | None = None
 
 
 USERS = Kind(
@@ -259,6 +262,12 @@ GROUPS = Kind(
     groups.replace,
     groups.patch,
     groups.delete,
+)
+TECHNICAL_USERS = Kind(
+    technical_users.SPEC,
+    technical_users.listing,
+    technical_users.one,
+    read_only=technical_users.READ_ONLY,
 )
 
 
@@ -303,13 +312,25 @@ def handlers(kind: Kind) -> tuple[dict[str, Handler], dict[str, Handler]]:
 
     async def create(request: Request, ctx: AppContext, actor: str) -> Response:
         """``POST /{type}``."""
+        assert kind.create is not None
+        make = kind.create
         payload, base = await _body(request), _base(request)
         created = await anyio.to_thread.run_sync(
-            _write, ctx, lambda s: kind.create(s, ctx, actor=actor, payload=payload, base=base)
+            _write, ctx, lambda s: make(s, ctx, actor=actor, payload=payload, base=base)
         )
         return _resource(kind, created, request, 201)
 
-    def changing(change: Callable[..., dict[str, Any]]) -> Handler:
+    async def refuse(request: Request, ctx: AppContext, actor: str) -> Response:
+        """A write to a read-only type: 405 with the reason (``/Schemas`` says readOnly)."""
+        return error(405, kind.read_only or "read-only", headers={"Allow": "GET"})
+
+    if kind.read_only is not None:
+        writes: dict[str, Handler] = dict.fromkeys(["PUT", "PATCH", "DELETE"], refuse)
+        return {"GET": listing, "POST": refuse}, {"GET": get, **writes}
+
+    def changing(change: Callable[..., dict[str, Any]] | None) -> Handler:
+        assert change is not None
+
         async def handle(request: Request, ctx: AppContext, actor: str) -> Response:
             """``PUT`` or ``PATCH /{type}/{id}`` (``If-Match`` honoured)."""
             payload, base = await _body(request), _base(request)
@@ -333,14 +354,14 @@ def handlers(kind: Kind) -> tuple[dict[str, Handler], dict[str, Handler]]:
 
     async def delete(request: Request, ctx: AppContext, actor: str) -> Response:
         """``DELETE /{type}/{id}`` (``If-Match`` honoured)."""
+        assert kind.delete is not None
+        remove = kind.delete
         base = _base(request)
         scim_id, if_match = request.path_params["id"], request.headers.get("if-match")
         await anyio.to_thread.run_sync(
             _write,
             ctx,
-            lambda s: kind.delete(
-                s, ctx, actor=actor, scim_id=scim_id, if_match=if_match, base=base
-            ),
+            lambda s: remove(s, ctx, actor=actor, scim_id=scim_id, if_match=if_match, base=base),
         )
         if kind is USERS:  # an erasure: leave no trace of the person in SQLite's free pages
             with contextlib.suppress(OperationalError):
@@ -357,7 +378,7 @@ def handlers(kind: Kind) -> tuple[dict[str, Handler], dict[str, Handler]]:
 
 
 async def search_all(request: Request, ctx: AppContext, actor: str) -> Response:
-    """``POST /.search`` (RFC 7644 §3.4.3): Users and Groups in one list."""
+    """``POST /.search`` (RFC 7644 §3.4.3): Users, Groups and TechnicalUsers in one list."""
     params = await _body(request)
     if not isinstance(params, dict):
         raise InvalidSyntax("a search is a SearchRequest object")
@@ -369,6 +390,7 @@ async def search_all(request: Request, ctx: AppContext, actor: str) -> Response:
             [
                 (users.listing(session, base=base), users.SPEC),
                 (groups.listing(session, base=base), groups.SPEC),
+                (technical_users.listing(session, base=base), technical_users.SPEC),
             ],
             query,
         )
@@ -405,6 +427,7 @@ def app(ctx: AppContext) -> Starlette:
 
     user_list, user_one = handlers(USERS)
     group_list, group_one = handlers(GROUPS)
+    technical_list, technical_one = handlers(TECHNICAL_USERS)
     application = Starlette(
         routes=[
             route("/ServiceProviderConfig", {"GET": service_provider_config}),
@@ -418,6 +441,9 @@ def app(ctx: AppContext) -> Starlette:
             route("/Groups", group_list),
             route("/Groups/.search", {"POST": group_list["GET"]}),
             route("/Groups/{id}", group_one),
+            route("/TechnicalUsers", technical_list),
+            route("/TechnicalUsers/.search", {"POST": technical_list["GET"]}),
+            route("/TechnicalUsers/{id}", technical_one),
             route("/.search", {"POST": search_all}),
             route("/{rest:path}", dict.fromkeys(_ALL, not_found)),
         ]

@@ -2,8 +2,10 @@
 
 The SCIM ``id`` is the group ID (``G000001``), ``displayName`` the group's unique name.
 Members are users by user ID: persons carry a ``$ref`` to their SCIM User, technical users
-(no SCIM resource) only their ``value``. Membership changes go through the groups service,
-so they are audited and reach the read model (and so the runtime) like any other.
+only their ``value``, the id of their read-only ``TechnicalUser`` (``Group.members.$ref``
+names Users alone, so the published Group schema stays as identity providers know it).
+Membership changes go through the groups service, so they are audited and reach the read
+model (and so the runtime) like any other.
 """
 
 from __future__ import annotations

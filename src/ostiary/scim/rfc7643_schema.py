@@ -8,7 +8,7 @@ are all derived from these classes, so they cannot disagree.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Union
 
 from pydantic import Field
 from scim2_models import (
@@ -19,6 +19,7 @@ from scim2_models import (
     ComplexAttribute,
     Context,
     ETag,
+    ExtensibleStringEnum,
     Filter,
     Mutability,
     Pagination,
@@ -38,6 +39,8 @@ from ostiary.scim.rfc7644_patch import AttrSpec, ResourceSpec
 
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
+#: Ostiary's own resource schema (RFC 7643 §3: a schema URI outside the IETF namespace).
+TECHNICAL_USER_SCHEMA = "urn:ostiary:params:scim:schemas:core:2.0:TechnicalUser"
 #: Most resources one list response carries (ServiceProviderConfig ``filter.maxResults``).
 MAX_RESULTS = 200
 
@@ -85,7 +88,7 @@ class User(Resource[Any]):
 
 class GroupMember(ComplexAttribute):
     """A member of the group by user ID: a person (a SCIM ``User``, with ``$ref``) or a
-    technical user (``value`` only; technical users are no SCIM resource, docs/scim.md)."""
+    technical user (``value`` only: the ``id`` of its ``TechnicalUser``, docs/scim.md)."""
 
     value: Annotated[str | None, Mutability.immutable, CaseExact.true] = None
     ref: Annotated[Reference["User"] | None, Mutability.immutable] = Field(  # noqa: UP037
@@ -102,11 +105,43 @@ class Group(Resource[Any]):
     members: list[GroupMember] | None = None
 
 
+class TechnicalUserOwner(ComplexAttribute):
+    """Who answers for the technical user: a person (a SCIM ``User``) or a group."""
+
+    class Type(ExtensibleStringEnum):
+        """What owns the technical user."""
+
+        person = "person"
+        group = "group"
+
+    value: Annotated[str | None, Mutability.read_only, CaseExact.true] = None
+    type: Annotated[Type | None, Mutability.read_only] = None
+    # Quoted names, as above; a Union because referenceTypes lists both (RFC 7643 §7).
+    ref: Annotated[Reference[Union["User", "Group"]] | None, Mutability.read_only] = Field(  # noqa: UP007, UP037
+        None, serialization_alias="$ref", validation_alias="$ref"
+    )
+
+
+class TechnicalUser(Resource[Any]):
+    """Technical User: a machine identity, managed by its owners in Ostiary (read-only)"""
+
+    __schema__ = URN(TECHNICAL_USER_SCHEMA)
+
+    # Every attribute is readOnly: owners create technical users and their secrets in
+    # Ostiary, an identity provider only sees and references them (docs/scim.md).
+    display_name: Annotated[str | None, Mutability.read_only] = None
+    description: Annotated[str | None, Mutability.read_only] = None
+    active: Annotated[bool | None, Mutability.read_only] = None
+    owner: Annotated[TechnicalUserOwner | None, Mutability.read_only] = None
+    home_subaccount: Annotated[str | None, Mutability.read_only] = None
+
+
 def schemas(*, groups: bool) -> list[Schema]:
     """The schemas ``/Schemas`` publishes."""
     found = [User.to_schema()]
     if groups:
         found.append(Group.to_schema())
+    found.append(TechnicalUser.to_schema())
     return found
 
 
@@ -115,6 +150,9 @@ def resource_types(*, groups: bool) -> list[ResourceType]:
     found = [ResourceType.from_resource(User)]
     if groups:
         found.append(ResourceType.from_resource(Group))
+    technical = ResourceType.from_resource(TechnicalUser)
+    technical.description = "Technical users (machine identities); read-only over SCIM"
+    found.append(technical)
     return found
 
 

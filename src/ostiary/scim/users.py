@@ -44,6 +44,7 @@ from ostiary.scim.errors import (
 from ostiary.scim.models import ScimUser
 from ostiary.scim.rfc7643_schema import USER_SCHEMA, Email, Name, resource_spec
 from ostiary.scim.rfc7643_schema import User as UserResource
+from ostiary.textsafe import clean
 
 SPEC = resource_spec(UserResource)
 #: Room for the column sizes of ``users`` and ``scim_users``.
@@ -148,11 +149,16 @@ def shown(session: Session, user: User, link: ScimUser | None, *, base: str) -> 
 
 def find(session: Session, *, scim_id: str) -> tuple[User, ScimUser | None]:
     """The person with SCIM ``id`` ``scim_id``, or 404."""
-    user = session.scalar(
-        select(User).where(
-            User.user_id == scim_id[:16],
-            User.kind == UserKind.person,
-            User.status != UserStatus.erased,
+    key = known_id(scim_id)
+    user = (
+        None
+        if key is None
+        else session.scalar(
+            select(User).where(
+                User.user_id == key,
+                User.kind == UserKind.person,
+                User.status != UserStatus.erased,
+            )
         )
     )
     if user is None:
@@ -188,7 +194,25 @@ def _parse(payload: Any, context: Context) -> UserResource:
             raise InvalidValue(f"{field} is longer than {_LIMITS[field]} characters")
     if parsed.display_name is not None and len(parsed.display_name) > 200:
         raise InvalidValue("displayName is longer than 200 characters")
+    for field, value in (
+        ("userName", parsed.user_name),
+        ("externalId", parsed.external_id),
+        ("name.givenName", parsed.name.given_name if parsed.name else None),
+        ("name.familyName", parsed.name.family_name if parsed.name else None),
+        ("displayName", parsed.display_name),
+        *((f"emails[{n}].type", e.type) for n, e in enumerate(parsed.emails or [])),
+    ):
+        # PostgreSQL refuses a NUL in a text column and SQLite stores it: refuse control
+        # characters alike on both, rather than storing what the identity provider did not send.
+        if value is not None and clean(value) != value:
+            raise InvalidValue(f"{field} contains control characters")
     return parsed
+
+
+def known_id(scim_id: str) -> str | None:
+    """The user or group ID a SCIM ``id`` in a path can be (``None``: none can, such as
+    one with control characters, which PostgreSQL could not even compare)."""
+    return scim_id[:16] if scim_id.isprintable() else None
 
 
 def syntactically_valid(address: str) -> bool:

@@ -248,6 +248,9 @@ def convert(session: Session, ctx: AppContext, *, actor: User, person: User, own
     """
     if person.kind is not UserKind.person:
         raise InvalidInput(f"{person.user_id} is already a technical user")
+    if person.status is UserStatus.erased:
+        # Erasure cannot be undone: an erased user ID must not come back with secrets.
+        raise InvalidInput(f"{person.user_id} is erased; an erased person cannot be converted")
     if person.is_platform_admin:
         raise Conflict("a platform administrator cannot become a technical user")
     _require_active_person(owner, "the owner")

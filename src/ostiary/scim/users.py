@@ -34,6 +34,7 @@ from ostiary.identity.models import User, UserKind, UserStatus
 from ostiary.identity.service import allocate_user_id, normalize_email
 from ostiary.scim import rfc7644_patch
 from ostiary.scim.errors import (
+    Forbidden,
     InvalidSyntax,
     InvalidValue,
     PreconditionFailed,
@@ -164,6 +165,20 @@ def find(session: Session, *, scim_id: str) -> tuple[User, ScimUser | None]:
     if user is None:
         raise ResourceNotFound(f"no User {scim_id}")
     return user, session.get(ScimUser, user.id)
+
+
+def writable(session: Session, *, scim_id: str) -> tuple[User, ScimUser | None]:
+    """The person PUT, PATCH or DELETE may change, or 404 / 403.
+
+    Platform administrators are the operator's, not the identity provider's: a token that
+    could rewrite one's e-mail would get the password-reset link for their account, and
+    one that could disable or erase them all would lock the operator out. SCIM reads them
+    and manages their group memberships; their e-mail, status and erasure stay with the
+    admin API, console and CLI."""
+    user, link = find(session, scim_id=scim_id)
+    if user.is_platform_admin:
+        raise Forbidden(f"{user.user_id} is a platform administrator; SCIM does not change them")
+    return user, link
 
 
 def _parse(payload: Any, context: Context) -> UserResource:
@@ -370,7 +385,7 @@ def replace(
     base: str,
 ) -> dict[str, Any]:
     """PUT: the User becomes ``payload`` (RFC 7644 §3.5.1); read-only attributes ignored."""
-    user, link = find(session, scim_id=scim_id)
+    user, link = writable(session, scim_id=scim_id)
     require_version(shown(session, user, link, base=base), if_match)
     parsed = _parse(payload, Context.RESOURCE_REPLACEMENT_REQUEST)
     return _save(session, ctx, actor=actor, user=user, link=link, parsed=parsed, base=base)
@@ -387,7 +402,7 @@ def patch(
     base: str,
 ) -> dict[str, Any]:
     """PATCH (RFC 7644 §3.5.2): the operations applied in order, all or nothing."""
-    user, link = find(session, scim_id=scim_id)
+    user, link = writable(session, scim_id=scim_id)
     current = shown(session, user, link, base=base)
     require_version(current, if_match)
     patched = rfc7644_patch.apply(SPEC, current, payload)
@@ -402,7 +417,7 @@ def delete(
     """DELETE: the person is erased like ``DELETE /api/v1/users/{id}`` (README, *Users*):
     personal data and credentials go, the user ID stays in the audit trail. Refused while
     they alone own technical users, which would otherwise be left without an owner."""
-    user, link = find(session, scim_id=scim_id)
+    user, link = writable(session, scim_id=scim_id)
     require_version(shown(session, user, link, base=base), if_match)
     owned = erasure.sole_owned(session, person=user)
     if owned:

@@ -329,6 +329,10 @@ def set_user_collections(
     before = user_collections(session, subaccount=subaccount, user=user)
     if before == wanted:
         return wanted
+    if wanted:
+        from ostiary.identity.technical import require_may_bring_in  # identity builds on access
+
+        require_may_bring_in(session, actor=actor, user=user, subaccount_id=subaccount.id)
     all_ids = select(RoleCollection.id).where(RoleCollection.subaccount_id == subaccount.id)
     session.execute(
         delete(RoleCollectionAssignment).where(

@@ -148,6 +148,33 @@ def subaccounts_of(session: Session, *, user: User) -> set[uuid.UUID]:
     return found
 
 
+def require_may_bring_in(
+    session: Session, *, actor: str, user: User, subaccount_id: uuid.UUID
+) -> None:
+    """``PermissionDenied`` unless ``actor`` may bring the technical user ``user`` into the
+    sub-account ``subaccount_id`` (as a member or holding role collections there).
+
+    Administrators of every sub-account it is in manage it (``may_manage``), so bringing it
+    into one more widens who manages it: once it is in a sub-account, only someone who
+    manages it already may do that, or an Administrator anywhere could add another
+    sub-account's technical user and then rotate its secret or take it over. A technical
+    user in no sub-account yet is handed to its first one by ID (its owner asks that
+    sub-account's Administrator). Persons pass; an ``actor`` that is no user of the
+    directory is the operator (CLI, bootstrap).
+    """
+    if user.kind is not UserKind.technical:
+        return
+    present = subaccounts_of(session, user=user)
+    if not present or subaccount_id in present:
+        return
+    acting = session.scalar(select(User).where(User.user_id == actor))
+    if acting is not None and not may_manage(session, actor=acting, user=user):
+        raise PermissionDenied(
+            f"only the owner or an administrator of {user.user_id} may bring it into "
+            "another sub-account"
+        )
+
+
 def require_manager(session: Session, *, actor: User, user: User) -> None:
     """``PermissionDenied`` unless ``actor`` may manage the technical user ``user``."""
     if user.kind is not UserKind.technical:
@@ -221,6 +248,9 @@ def convert(session: Session, ctx: AppContext, *, actor: User, person: User, own
     """
     if person.kind is not UserKind.person:
         raise InvalidInput(f"{person.user_id} is already a technical user")
+    if person.status is UserStatus.erased:
+        # Erasure cannot be undone: an erased user ID must not come back with secrets.
+        raise InvalidInput(f"{person.user_id} is erased; an erased person cannot be converted")
     if person.is_platform_admin:
         raise Conflict("a platform administrator cannot become a technical user")
     _require_active_person(owner, "the owner")

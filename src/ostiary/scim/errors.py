@@ -80,6 +80,12 @@ class ResourceNotFound(ScimError):
     status = 404
 
 
+class Forbidden(ScimError):
+    """The token may not change this resource (RFC 7644 §3.12: 403, no ``scimType``)."""
+
+    status = 403
+
+
 class PreconditionFailed(ScimError):
     """``If-Match`` names a version that is not the current one."""
 

@@ -32,7 +32,7 @@ from ostiary.scim.errors import (
 )
 from ostiary.scim.rfc7643_schema import GROUP_SCHEMA, resource_spec
 from ostiary.scim.rfc7643_schema import Group as GroupResource
-from ostiary.scim.users import etag, iso, require_version
+from ostiary.scim.users import etag, iso, known_id, require_version
 
 SPEC = resource_spec(GroupResource)
 #: Most members one write may name (a larger group is built with several PATCHes).
@@ -89,7 +89,8 @@ def listing(session: Session, *, base: str) -> list[dict[str, Any]]:
 
 def find(session: Session, *, scim_id: str) -> Group:
     """The group with SCIM ``id`` ``scim_id``, or 404."""
-    group = session.scalar(select(Group).where(Group.group_id == scim_id[:16]))
+    key = known_id(scim_id)
+    group = None if key is None else session.scalar(select(Group).where(Group.group_id == key))
     if group is None:
         raise ResourceNotFound(f"no Group {scim_id}")
     return group
@@ -126,6 +127,8 @@ def _members(session: Session, parsed: GroupResource) -> list[User]:
         )
         if not value:
             raise InvalidValue("each member needs a value (a user ID)")
+        if known_id(value) is None:
+            raise InvalidValue("a member value is a user ID, without control characters")
         wanted.append(value.strip().upper()[:16])
     if not wanted:
         return []

@@ -34,6 +34,7 @@ from ostiary.identity.models import User, UserKind, UserStatus
 from ostiary.identity.service import allocate_user_id, normalize_email
 from ostiary.scim import rfc7644_patch
 from ostiary.scim.errors import (
+    Forbidden,
     InvalidSyntax,
     InvalidValue,
     PreconditionFailed,
@@ -44,6 +45,7 @@ from ostiary.scim.errors import (
 from ostiary.scim.models import ScimUser
 from ostiary.scim.rfc7643_schema import USER_SCHEMA, Email, Name, resource_spec
 from ostiary.scim.rfc7643_schema import User as UserResource
+from ostiary.textsafe import clean
 
 SPEC = resource_spec(UserResource)
 #: Room for the column sizes of ``users`` and ``scim_users``.
@@ -148,16 +150,35 @@ def shown(session: Session, user: User, link: ScimUser | None, *, base: str) -> 
 
 def find(session: Session, *, scim_id: str) -> tuple[User, ScimUser | None]:
     """The person with SCIM ``id`` ``scim_id``, or 404."""
-    user = session.scalar(
-        select(User).where(
-            User.user_id == scim_id[:16],
-            User.kind == UserKind.person,
-            User.status != UserStatus.erased,
+    key = known_id(scim_id)
+    user = (
+        None
+        if key is None
+        else session.scalar(
+            select(User).where(
+                User.user_id == key,
+                User.kind == UserKind.person,
+                User.status != UserStatus.erased,
+            )
         )
     )
     if user is None:
         raise ResourceNotFound(f"no User {scim_id}")
     return user, session.get(ScimUser, user.id)
+
+
+def writable(session: Session, *, scim_id: str) -> tuple[User, ScimUser | None]:
+    """The person PUT, PATCH or DELETE may change, or 404 / 403.
+
+    Platform administrators are the operator's, not the identity provider's: a token that
+    could rewrite one's e-mail would get the password-reset link for their account, and
+    one that could disable or erase them all would lock the operator out. SCIM reads them
+    and manages their group memberships; their e-mail, status and erasure stay with the
+    admin API, console and CLI."""
+    user, link = find(session, scim_id=scim_id)
+    if user.is_platform_admin:
+        raise Forbidden(f"{user.user_id} is a platform administrator; SCIM does not change them")
+    return user, link
 
 
 def _parse(payload: Any, context: Context) -> UserResource:
@@ -188,7 +209,25 @@ def _parse(payload: Any, context: Context) -> UserResource:
             raise InvalidValue(f"{field} is longer than {_LIMITS[field]} characters")
     if parsed.display_name is not None and len(parsed.display_name) > 200:
         raise InvalidValue("displayName is longer than 200 characters")
+    for field, value in (
+        ("userName", parsed.user_name),
+        ("externalId", parsed.external_id),
+        ("name.givenName", parsed.name.given_name if parsed.name else None),
+        ("name.familyName", parsed.name.family_name if parsed.name else None),
+        ("displayName", parsed.display_name),
+        *((f"emails[{n}].type", e.type) for n, e in enumerate(parsed.emails or [])),
+    ):
+        # PostgreSQL refuses a NUL in a text column and SQLite stores it: refuse control
+        # characters alike on both, rather than storing what the identity provider did not send.
+        if value is not None and clean(value) != value:
+            raise InvalidValue(f"{field} contains control characters")
     return parsed
+
+
+def known_id(scim_id: str) -> str | None:
+    """The user or group ID a SCIM ``id`` in a path can be (``None``: none can, such as
+    one with control characters, which PostgreSQL could not even compare)."""
+    return scim_id[:16] if scim_id.isprintable() else None
 
 
 def syntactically_valid(address: str) -> bool:
@@ -346,7 +385,7 @@ def replace(
     base: str,
 ) -> dict[str, Any]:
     """PUT: the User becomes ``payload`` (RFC 7644 §3.5.1); read-only attributes ignored."""
-    user, link = find(session, scim_id=scim_id)
+    user, link = writable(session, scim_id=scim_id)
     require_version(shown(session, user, link, base=base), if_match)
     parsed = _parse(payload, Context.RESOURCE_REPLACEMENT_REQUEST)
     return _save(session, ctx, actor=actor, user=user, link=link, parsed=parsed, base=base)
@@ -363,7 +402,7 @@ def patch(
     base: str,
 ) -> dict[str, Any]:
     """PATCH (RFC 7644 §3.5.2): the operations applied in order, all or nothing."""
-    user, link = find(session, scim_id=scim_id)
+    user, link = writable(session, scim_id=scim_id)
     current = shown(session, user, link, base=base)
     require_version(current, if_match)
     patched = rfc7644_patch.apply(SPEC, current, payload)
@@ -378,7 +417,7 @@ def delete(
     """DELETE: the person is erased like ``DELETE /api/v1/users/{id}`` (README, *Users*):
     personal data and credentials go, the user ID stays in the audit trail. Refused while
     they alone own technical users, which would otherwise be left without an owner."""
-    user, link = find(session, scim_id=scim_id)
+    user, link = writable(session, scim_id=scim_id)
     require_version(shown(session, user, link, base=base), if_match)
     owned = erasure.sole_owned(session, person=user)
     if owned:

@@ -273,7 +273,10 @@ def add_member(
     description: str = "",
 ) -> Member:
     """Add a user to a sub-account with member roles and a description."""
+    from ostiary.identity.technical import require_may_bring_in  # identity builds on tenancy
+
     chosen = _roles(roles)
+    require_may_bring_in(session, actor=actor, user=user, subaccount_id=subaccount.id)
     check_limit(session, subaccount=subaccount, what="members")
     now = clock.now()
     member = Member(

@@ -54,6 +54,35 @@ def free_port() -> int:
 # ---------------------------------------------------------------- databases
 
 
+@pytest.fixture
+def fresh_database_url(backend: str, tmp_path: Path) -> Iterator[str]:
+    """A database nobody has migrated yet: a new SQLite file or a new PostgreSQL database."""
+    if backend == "sqlite":
+        (tmp_path / "shared").mkdir(exist_ok=True)
+        yield f"sqlite:///{tmp_path / 'shared' / 'ostiary.db'}"
+        return
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception:
+        admin.dispose()
+        unavailable(f"PostgreSQL at {PG_ADMIN_URL}")
+    name = f"ostiary_e2e_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(
+                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
+                {"n": name},
+            )
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()
+
+
 @pytest.fixture(scope="session")
 def postgres_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A migrated PostgreSQL database for this test session; dropped at the end."""

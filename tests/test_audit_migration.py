@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,7 +18,6 @@ from ostiary.context import build_context
 from ostiary.db import transaction
 from ostiary.migrate import alembic_config, upgrade
 from ostiary.settings import Settings
-from tests.conftest import PG_ADMIN_URL, unavailable
 
 SECRET = "migration-test-secret-0123456789"
 
@@ -33,29 +30,9 @@ def _before_0010(url: str) -> str:
 
 
 @pytest.fixture
-def empty_url(backend: str, tmp_path: Path) -> Iterator[str]:
+def empty_url(fresh_database_url: str) -> str:
     """A database of the chosen backend with no tables yet."""
-    if backend == "sqlite":
-        yield f"sqlite:///{tmp_path / 'legacy.db'}"
-        return
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text("SELECT 1"))
-    except Exception:
-        admin.dispose()
-        unavailable(f"PostgreSQL at {PG_ADMIN_URL}")
-    name = f"ostiary_mig_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    with admin.connect() as conn:
-        conn.execute(
-            text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
-            {"n": name},
-        )
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-    admin.dispose()
+    return fresh_database_url
 
 
 def _legacy_events(url: str, count: int, *, edit: int | None = None) -> None:

@@ -15,7 +15,6 @@ import ssl
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,9 +22,8 @@ from typing import TYPE_CHECKING
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, text
 
-from tests.conftest import PG_ADMIN_URL, SmtpSink, free_port, unavailable
+from tests.conftest import SmtpSink, free_port, unavailable
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -200,34 +198,6 @@ def pytest_runtest_makereport(
         for server in getattr(item, "ostiary_servers", []):
             report.sections.append((f"ostiary serve at {server.url}", server.output()))
     return report
-
-
-@pytest.fixture
-def fresh_database_url(backend: str, tmp_path: Path) -> Iterator[str]:
-    """A database nobody has migrated yet: a new SQLite file or a new PostgreSQL database."""
-    if backend == "sqlite":
-        yield f"sqlite:///{tmp_path / 'shared' / 'ostiary.db'}"
-        return
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text("SELECT 1"))
-    except Exception:
-        admin.dispose()
-        unavailable(f"PostgreSQL at {PG_ADMIN_URL}")
-    name = f"ostiary_e2e_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(
-                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
-                {"n": name},
-            )
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
 
 
 @pytest.fixture

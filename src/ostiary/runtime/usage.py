@@ -40,14 +40,6 @@ class LastUse:
                 self._seen[key] = when
                 self._addresses[key] = address[:64]
 
-    def touch_certificate(self, certificate_id: str, when: datetime, address: str) -> None:
-        """Remember a use of a client certificate, and the address of its newest use."""
-        self._touch_at(f"cert:{certificate_id}", when, address)
-
-    def touch_secret(self, secret_id: str, when: datetime, address: str) -> None:
-        """Remember a use of a technical user's secret (HTTP Basic), and from where."""
-        self._touch_at(f"secret:{secret_id}", when, address)
-
     def touch_client_secret(self, credential_id: str, when: datetime, address: str) -> None:
         """Remember a use of one secret of an OAuth client (``naming.client_secret_id``)."""
         self._touch_at(f"client_secret:{credential_id}", when, address)
@@ -73,13 +65,6 @@ class LastUse:
             ):
                 self._seen[credential] = when
                 self._addresses[credential] = address[:64]
-
-    def take(self) -> dict[str, datetime]:
-        """Everything remembered, forgetting it (see ``take_all``)."""
-        with self._lock:
-            seen, self._seen = self._seen, {}
-            self._addresses = {}
-        return seen
 
     def take_all(self) -> tuple[dict[str, datetime], dict[str, str]]:
         """Every use and the credentials' last addresses, forgetting them (one lock)."""

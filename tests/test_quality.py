@@ -50,3 +50,17 @@ def test_migrations_match_the_models_on_sqlite(tmp_path: Path) -> None:
 def test_migrations_match_the_models_on_postgresql(postgres_template: str) -> None:
     upgrade(postgres_template)
     check(postgres_template)
+
+
+def test_readme_configuration_table_lists_every_setting() -> None:
+    """README's promise: a configuration table of every ``OSTIARY_*`` setting."""
+    from ostiary.settings import Settings
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    missing = [
+        f"OSTIARY_{name.upper()}"
+        for name in Settings.model_fields
+        if f"`OSTIARY_{name.upper()}`" not in table
+    ]
+    assert not missing, f"README's configuration table lacks {missing}"

@@ -466,3 +466,37 @@ def test_an_expired_jti_may_be_used_again(ctx: AppContext, clock: FrozenClock) -
     assert store.first_use(
         client_id="oc-1", jti="short", expires_at=later + timedelta(seconds=60), now=later
     )
+
+
+def test_a_poll_that_read_before_the_reset_committed_does_not_bring_the_ceiling_back(
+    ctx: AppContext, clock: FrozenClock
+) -> None:
+    """The poller reads in its own thread: a poll that read the counts just before a reset
+    committed may hand them over just after it. Those stale counts must not throttle the
+    owner again (this raced under load: the reset got the owner in, the next poll out)."""
+    account = Account(Kind.person, "P000045")
+    for _ in range(ctx.settings.signin_failures_per_account):
+        assert ctx.throttle.failed(account, "192.0.2.1") is None
+    assert ctx.throttle.flush()
+    ctx.throttle.refresh()
+    stale: list[Any] = []
+    handler = ctx.throttle._log._on_poll
+    ctx.throttle._log._on_poll = stale.append  # read now, hand over later
+    try:
+        ctx.throttle._log.poll()
+    finally:
+        ctx.throttle._log._on_poll = handler
+    assert stale and stale[0].over  # the poll saw the account over its limit
+    with transaction(ctx.sessions) as session:
+        ctx.throttle.clear(session, account)
+    ctx.throttle.check(account, "192.0.2.1")  # the reset let the owner in
+    handler(stale[0])
+    ctx.throttle.check(account, "192.0.2.1")  # and the late poll does not shut them out
+    # Failures after the reset count again, in this process and through the database.
+    clock.advance(timedelta(seconds=1))
+    for _ in range(ctx.settings.signin_failures_per_account):
+        assert ctx.throttle.failed(account, "192.0.2.1") is None
+    assert ctx.throttle.flush()
+    ctx.throttle.refresh()
+    with pytest.raises(Throttled):
+        ctx.throttle.check(account, "192.0.2.1")

@@ -110,6 +110,10 @@ class Throttle:
         self._tallies: dict[Key, Tally] = {}  # replaced whole by each poll
         self._local: dict[Key, deque[Failure]] = {}
         self._order: deque[Failure] = deque()  # the same failures, oldest first
+        # Accounts cleared within the window, and when: a poll that read just before a
+        # clear committed hands over counts the clear removed; they are dropped from every
+        # poll, not only from the one that reported the clear.
+        self._cleared: dict[Account, datetime] = {}
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------ lifecycle
@@ -241,23 +245,31 @@ class Throttle:
             start = polled.now - self.limits.window
             while self._order and self._order[0].at <= start:
                 self._forget(self._order[0])
-            if polled.clears:
-                self._clear(polled.clears)
+            self._cleared = {a: at for a, at in self._cleared.items() if at > start}
+            self._clear(polled.clears)
 
     def _clear(self, clears: Iterable[tuple[Account, datetime]]) -> None:
-        """Forget accounts' failures up to the time they were cleared (lock held)."""
-        tallies = dict(self._tallies)
+        """Forget accounts' failures up to the time they were cleared, and drop the shared
+        counts every clear in the window removed (lock held)."""
+        cleared = self._cleared
         for account, at in clears:
+            if account in cleared and cleared[account] >= at:
+                continue  # this process already forgot up to then
+            cleared[account] = at
             for failure in [f for f in self._order if f.account == account and f.at <= at]:
                 failure.forgotten = True
                 self._forget(failure)
-            for key, tally in list(tallies.items()):
-                # A shared count newer than the clear holds failures made after it (the
-                # clearing transaction deleted the older rows): it still counts.
-                mine = key == account or (isinstance(key, Pair) and key.account == account)
-                if mine and tally.newest <= at:
-                    del tallies[key]
-        self._tallies = tallies
+        if not cleared:
+            return
+
+        def gone(key: Key, tally: Tally) -> bool:
+            # A shared count newer than the clear holds failures made after it (the
+            # clearing transaction deleted the older rows): it still counts.
+            account = key.account if isinstance(key, Pair) else key
+            at = cleared.get(account) if isinstance(account, Account) else None
+            return at is not None and tally.newest <= at
+
+        self._tallies = {k: t for k, t in self._tallies.items() if not gone(k, t)}
 
     def _forget(self, failure: Failure) -> None:
         """Drop one failure from the local counts (lock held)."""

@@ -56,6 +56,14 @@ class UnsupportedMediaType(OstiaryError):
     code = "unsupported_media_type"
 
 
+class ProblemOut(BaseModel):
+    """An error: ``invalid_document`` and ``unknown_users`` say why in ``detail``; a bad
+    query parameter lists its problems there."""
+
+    error: str
+    detail: str | list[dict[str, Any]]
+
+
 class ChangeOut(BaseModel):
     """One item of the file and what the import does with it."""
 
@@ -121,7 +129,15 @@ _IMPORT_BODY: dict[str, Any] = {
 }
 
 
-@router.post("/import", response_model=ImportOut, openapi_extra=_IMPORT_BODY)
+@router.post(
+    "/import",
+    response_model=ImportOut,
+    openapi_extra=_IMPORT_BODY,
+    responses={
+        415: {"model": ProblemOut, "description": "The body is not application/json."},
+        422: {"model": ProblemOut, "description": "The file is not a valid export."},
+    },
+)
 def import_subaccount(
     subdomain: str,
     ctx: Ctx,

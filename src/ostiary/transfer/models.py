@@ -171,6 +171,8 @@ def parse(raw: bytes | str) -> Document:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidDocument(f"the file is not JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise InvalidDocument("the file nests too deeply to be an export") from exc
     if not isinstance(data, dict):
         raise InvalidDocument("the file must hold one JSON object")
     try:

@@ -83,3 +83,36 @@ def test_a_forward_flow_exports_without_the_password_and_reimports_unchanged(
     assert again["counts"]["create"] == again["counts"]["update"] == 0
     kept = client.get(f"{API}/subaccounts/acme-test/flows/relay", headers=world.auth).json()
     assert "hunter2-secret" in kept["receiver_url"]
+
+
+def _leaf_pem() -> str:
+    return make(name("leaf"), ca=False).pem
+
+
+BAD_VALUES = {
+    "garbage PEM": lambda d: d["trusted_cas"][0].update(certificate_pem="-----BEGIN nonsense"),
+    "a leaf as CA": lambda d: d["trusted_cas"][0].update(certificate_pem=_leaf_pem()),
+    "bad DN": lambda d: d["trusted_cas"][0]["mapping_rules"][0].update(subject_dn="=,=,=="),
+    "NUL in a role": lambda d: d["roles"].append({"name": "Bad\u0000Role"}),
+    "forward without URL": lambda d: d["flows"][0].update(mode="forward", receiver_url=None),
+    "unknown collection": lambda d: d["assignments"][0]["role_collections"].append("Nope"),
+    "same CA twice": lambda d: d["trusted_cas"].append(dict(d["trusted_cas"][0])),
+    "bad path": lambda d: d["flows"][0].update(path="a//b"),
+    "bad subdomain": None,
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_VALUES))
+def test_bad_values_in_a_valid_file_are_a_4xx_with_a_reason_and_leave_nothing(
+    client: TestClient, ctx: AppContext, case: str
+) -> None:
+    world = build(client, ctx)
+    document = world.export()
+    mutate = BAD_VALUES[case]
+    target = "Not_A_Subdomain" if mutate is None else "acme-prod"
+    if mutate is not None:
+        mutate(document)
+    answer = client.post(f"{API}/subaccounts/{target}/import", headers=world.auth, json=document)
+    assert 400 <= answer.status_code < 500, answer.text
+    assert answer.json()["detail"]
+    assert client.get(f"{API}/subaccounts/{target}", headers=world.auth).status_code == 404

@@ -105,3 +105,4 @@ def test_acme_test_exported_by_cli_and_imported_as_acme_prod_admits_the_assigned
         assert again.json()["counts"]["create"] == again.json()["counts"]["update"] == 0
         exported_prod = api.get("/api/v1/subaccounts/acme-prod/export", headers=ROOT).json()
         assert exported_prod["flows"] == json.loads(exported)["flows"]
+    _cli(server, "audit", "verify")  # the import's events joined the chain like any others

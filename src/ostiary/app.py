@@ -30,6 +30,7 @@ from ostiary.api import runtime as runtime_api
 from ostiary.api import scim as scim_api
 from ostiary.api import scim_tokens as scim_tokens_api
 from ostiary.api import tenancy as tenancy_api
+from ostiary.api import transfer as transfer_api
 from ostiary.api import users as users_api
 from ostiary.console import audit_views as console_audit
 from ostiary.console import certificate_views as console_certificates
@@ -139,6 +140,7 @@ def create_app(settings: Settings, *, ctx: AppContext | None = None) -> FastAPI:
     app.include_router(groups_api.router)
     app.include_router(invitations_api.router)
     app.include_router(audit_api.router)
+    app.include_router(transfer_api.router)
     app.include_router(console.router)
     app.include_router(console_tenancy.router)
     app.include_router(console_security.router)

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from ostiary.cli import audit as _audit_commands  # noqa: F401  (registers verify, checkpoint, export)
 from ostiary.cli import credentials_expiring  # noqa: F401  (adds `credentials expiring`)
+from ostiary.cli import transfer as _transfer_commands  # noqa: F401  (subaccount export, import)
 from ostiary.cli.certificates import cert_app
 from ostiary.cli.credentials import credentials_app
 from ostiary.cli.groups import group_app, invite_app

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +23,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, inspect, text
 
 from ostiary.db import make_engine
-from ostiary.migrate import alembic_config, upgrade
+from ostiary.migrate import MigrationFailed, alembic_config, upgrade
 from tests.conftest import PG_ADMIN_URL, unavailable
 from tests.upgrade_cases import discover
 from tests.upgrade_cases._rows import lost_or_changed, snapshot
@@ -49,7 +50,7 @@ class Templates:
         self.sqlite: dict[str, Path] = {}
         self.pg_database: str | None = None
         self.admin: Engine | None = None
-        self.head_foreign_keys: dict[str, dict[str, list[tuple[Any, ...]]]] = {}
+        self.head_constraints: dict[str, dict[str, list[tuple[Any, ...]]]] = {}
 
     def _pg_base_url(self) -> str:
         if self.pg_database is None:
@@ -94,14 +95,12 @@ class Templates:
             return f"sqlite:///{target}"
         return self._pg_schema(f"r{revision}_{uuid.uuid4().hex[:6]}", revision)
 
-    def foreign_keys_at_head(
-        self, backend: str, tmp_path: Path
-    ) -> dict[str, list[tuple[Any, ...]]]:
+    def constraints_at_head(self, backend: str, tmp_path: Path) -> dict[str, list[tuple[Any, ...]]]:
         """The foreign keys of a database migrated from empty to head."""
-        if backend not in self.head_foreign_keys:
+        if backend not in self.head_constraints:
             _, found, _ = _read(self.at(backend, REVISIONS[-1], tmp_path))
-            self.head_foreign_keys[backend] = found
-        return self.head_foreign_keys[backend]
+            self.head_constraints[backend] = found
+        return self.head_constraints[backend]
 
     def close(self) -> None:
         """Drop the PostgreSQL database made here."""
@@ -129,11 +128,22 @@ def _rewritten_after(revision: str) -> dict[str, set[str]]:
     return rewritten
 
 
-def _foreign_keys(conn: Connection) -> dict[str, list[tuple[Any, ...]]]:
-    found: dict[str, list[tuple[Any, ...]]] = {}
+def _constraints(conn: Connection) -> dict[str, list[tuple[Any, ...]]]:
+    """Each table's foreign keys (and on PostgreSQL every constraint), to compare schemas."""
+    if conn.dialect.name == "postgresql":
+        found: dict[str, list[tuple[Any, ...]]] = {}
+        for table, name, definition in conn.execute(
+            text(
+                "SELECT c.conrelid::regclass::text, c.conname, pg_get_constraintdef(c.oid)"
+                " FROM pg_constraint c WHERE c.connamespace = current_schema()::regnamespace"
+                " ORDER BY 1, 2"
+            )
+        ):
+            found.setdefault(table, []).append((name, definition))
+        return found
     inspector = inspect(conn)
-    for table in inspector.get_table_names():
-        found[table] = sorted(
+    return {
+        table: sorted(
             (
                 tuple(fk["constrained_columns"]),
                 fk["referred_table"],
@@ -142,18 +152,19 @@ def _foreign_keys(conn: Connection) -> dict[str, list[tuple[Any, ...]]]:
             )
             for fk in inspector.get_foreign_keys(table)
         )
-    return found
+        for table in inspector.get_table_names()
+    }
 
 
 def _read(url: str) -> tuple[dict[str, Any], dict[str, list[tuple[Any, ...]]], list[Any]]:
-    """Every row, every foreign key, and SQLite's list of rows whose parent is missing."""
+    """Every row, the constraints, and SQLite's list of rows whose parent is missing."""
     engine = make_engine(url, pool=False)
     try:
         with engine.connect() as conn:
             orphans: list[Any] = []
             if conn.dialect.name == "sqlite":
                 orphans = list(conn.exec_driver_sql("PRAGMA foreign_key_check"))
-            return snapshot(conn), _foreign_keys(conn), orphans
+            return snapshot(conn), _constraints(conn), orphans
     finally:
         engine.dispose()
 
@@ -175,11 +186,11 @@ def test_rows_written_at_a_revision_survive_the_upgrade_to_head(
 
     upgrade(url, secret_key=SECRET_KEY)
 
-    after, foreign_keys, orphans = _read(url)
+    after, constraints, orphans = _read(url)
     problems = lost_or_changed(before, after, _rewritten_after(revision))
     assert not problems, "\n".join(problems)
     assert orphans == []
-    assert foreign_keys == templates.foreign_keys_at_head(backend, tmp_path)
+    assert constraints == templates.constraints_at_head(backend, tmp_path)
     engine = make_engine(url, pool=False)
     with engine.begin() as conn:
         case.check(conn)
@@ -199,3 +210,29 @@ def test_every_migration_has_an_upgrade_case() -> None:
     for revision, case in CASES.items():
         assert callable(getattr(case, "seed", None)), f"r{revision}.py has no seed(conn)"
         assert callable(getattr(case, "check", None)), f"r{revision}.py has no check(conn)"
+
+
+def test_an_upgrade_that_would_leave_rows_without_parent_fails_and_commits_nothing(
+    templates: Templates, tmp_path: Path
+) -> None:
+    """SQLite migrates with foreign keys off, so it checks them itself before committing."""
+    start = REVISIONS[-2]
+    url = templates.at("sqlite", start, tmp_path)
+    raw = sqlite3.connect(url.removeprefix("sqlite:///"))  # foreign keys are off by default
+    with raw:
+        raw.execute(
+            "INSERT INTO console_sessions (token_hash, user_id, csrf_token, created_at,"
+            " expires_at, must_change_password) VALUES ('t', :nobody, 'c', '2026-01-01',"
+            " '2026-01-02', 0)",
+            {"nobody": uuid.uuid4().hex},
+        )
+    raw.close()
+
+    with pytest.raises(MigrationFailed, match=r"1 rows without their parent row.*console_sessions"):
+        upgrade(url, secret_key=SECRET_KEY)
+
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == start
+        assert "scim_tokens" not in inspect(conn).get_table_names()
+    engine.dispose()

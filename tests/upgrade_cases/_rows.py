@@ -52,12 +52,24 @@ def ident(table: str, i: int) -> uuid.UUID:
     return uuid.uuid5(uuid.NAMESPACE_URL, f"ostiary-upgrade/{table}/{i}")
 
 
+_REFLECTED: dict[tuple[str, str | None], MetaData] = {}
+
+
 def reflect(conn: Connection) -> MetaData:
-    """The schema the database has now (not the current models)."""
-    metadata = MetaData()
-    metadata.reflect(conn)
-    metadata.remove(metadata.tables["alembic_version"])
-    return metadata
+    """The schema the database has now (not the current models).
+
+    Kept per backend and revision: every database at one revision has the same tables, and
+    reflecting 40-odd tables on PostgreSQL is most of this test's time otherwise. (Whether an
+    upgraded schema equals a fresh one is checked on its own, in tests/test_upgrade_path.py.)
+    """
+    version = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+    key = (conn.dialect.name, version)
+    if key not in _REFLECTED:
+        metadata = MetaData()
+        metadata.reflect(conn)
+        metadata.remove(metadata.tables["alembic_version"])
+        _REFLECTED[key] = metadata
+    return _REFLECTED[key]
 
 
 def _enum_values() -> dict[tuple[str, str], list[str]]:

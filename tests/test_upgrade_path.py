@@ -129,21 +129,25 @@ def _rewritten_after(revision: str) -> dict[str, set[str]]:
 
 
 def _constraints(conn: Connection) -> dict[str, list[tuple[Any, ...]]]:
-    """Each table's foreign keys (and on PostgreSQL every constraint), to compare schemas."""
+    """Each table's constraints and indexes as the database states them, to compare schemas."""
+    found: dict[str, list[tuple[Any, ...]]] = {}
     if conn.dialect.name == "postgresql":
-        found: dict[str, list[tuple[Any, ...]]] = {}
-        for table, name, definition in conn.execute(
+        schema = conn.execute(text("SELECT current_schema()")).scalar_one()
+        rows = conn.execute(
             text(
                 "SELECT c.conrelid::regclass::text, c.conname, pg_get_constraintdef(c.oid)"
                 " FROM pg_constraint c WHERE c.connamespace = current_schema()::regnamespace"
-                " ORDER BY 1, 2"
-            )
-        ):
+                " UNION ALL SELECT tablename, indexname, replace(indexdef, :prefix, '')"
+                " FROM pg_indexes WHERE schemaname = current_schema() ORDER BY 1, 2, 3"
+            ),
+            {"prefix": f"{schema}."},
+        )
+        for table, name, definition in rows:
             found.setdefault(table, []).append((name, definition))
         return found
     inspector = inspect(conn)
-    return {
-        table: sorted(
+    for table in inspector.get_table_names():
+        found[table] = sorted(
             (
                 tuple(fk["constrained_columns"]),
                 fk["referred_table"],
@@ -152,8 +156,12 @@ def _constraints(conn: Connection) -> dict[str, list[tuple[Any, ...]]]:
             )
             for fk in inspector.get_foreign_keys(table)
         )
-        for table in inspector.get_table_names()
-    }
+    for table, name, sql in conn.exec_driver_sql(
+        "SELECT tbl_name, name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
+        " ORDER BY 1, 2"
+    ):
+        found.setdefault(table, []).append((name, " ".join(sql.split())))
+    return found
 
 
 def _read(url: str) -> tuple[dict[str, Any], dict[str, list[tuple[Any, ...]]], list[Any]]:

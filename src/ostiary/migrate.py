@@ -126,8 +126,8 @@ def _fail_on_orphans(connection: Connection) -> None:
     if orphans:
         shown = ", ".join(f"{t} rowid {r} -> {p}" for t, r, p, _ in orphans[:10])
         raise MigrationFailed(
-            f"the upgrade would leave {len(orphans)} rows without their parent row ({shown});"
-            " nothing was committed"
+            f"after migrating, {len(orphans)} rows have no parent row ({shown}); nothing was"
+            " committed: repair or delete those rows, then upgrade again"
         )
 
 

@@ -2,6 +2,14 @@
 
 PostgreSQL: a session-level advisory lock. SQLite: an exclusive ``flock`` on a file
 beside the database (SQLite is always on one machine).
+
+All pending migrations run in one transaction: a failed upgrade leaves the database at the
+revision it started from. On SQLite they run with foreign keys off. Alembic's batch mode
+rebuilds a table to alter it (copy, ``DROP TABLE``, rename), and with foreign keys on that
+``DROP`` fires every ``ON DELETE CASCADE`` / ``SET NULL`` pointing at the table: 0002
+rebuilding ``users`` deleted every session, one-time token and password history row.
+``PRAGMA foreign_key_check`` then runs before the commit, and any row whose parent is
+missing fails the upgrade instead of being committed. See docs/upgrades.md.
 """
 
 from __future__ import annotations
@@ -20,6 +28,10 @@ from ostiary.db import make_engine
 
 #: An arbitrary, fixed key for ``pg_advisory_lock``.
 _PG_LOCK_KEY = 7_407_421_873
+
+
+class MigrationFailed(RuntimeError):
+    """The migrations ran but left the data inconsistent; nothing was committed."""
 
 
 def alembic_config(url: str) -> Config:
@@ -79,10 +91,44 @@ def upgrade(url: str, revision: str = "head", *, secret_key: bytes | None = None
             config = alembic_config(url)
             config.attributes["connection"] = connection
             config.attributes["secret_key"] = secret_key
-            command.upgrade(config, revision)
-            connection.commit()
+            sqlite = connection.dialect.name == "sqlite"
+            if sqlite:
+                _sqlite_foreign_keys(connection, on=False)
+            try:
+                # Alembic joins a transaction that is already open instead of starting its own.
+                with connection.begin():
+                    command.upgrade(config, revision)
+                    if sqlite:
+                        _fail_on_orphans(connection)
+            finally:
+                if sqlite:
+                    _sqlite_foreign_keys(connection, on=True)
     finally:
         engine.dispose()
+
+
+def _sqlite_foreign_keys(connection: Connection, *, on: bool) -> None:
+    """Switch enforcement; SQLite ignores this pragma inside a transaction, so it goes
+    straight to the driver (SQLAlchemy would open one first)."""
+    if connection.in_transaction():
+        raise RuntimeError("PRAGMA foreign_keys has no effect inside a transaction")
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    driver.execute(f"PRAGMA foreign_keys={'ON' if on else 'OFF'}")
+    state = driver.execute("PRAGMA foreign_keys").fetchone()
+    if state is None or bool(state[0]) != on:
+        raise RuntimeError(f"could not switch SQLite foreign keys {'on' if on else 'off'}")
+
+
+def _fail_on_orphans(connection: Connection) -> None:
+    """Raise (so the transaction rolls back) if any row's parent row is missing."""
+    orphans = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+    if orphans:
+        shown = ", ".join(f"{t} rowid {r} -> {p}" for t, r, p, _ in orphans[:10])
+        raise MigrationFailed(
+            f"after migrating, {len(orphans)} rows have no parent row ({shown}); nothing was"
+            " committed: repair or delete those rows, then upgrade again"
+        )
 
 
 def check(url: str) -> None:

@@ -134,3 +134,18 @@ def test_scim_token_create_list_revoke(cli: object, ctx: AppContext) -> None:
     revoked = json.loads(run("scim-token", "revoke", made["token_id"], "--json"))[0]
     assert revoked["status"] == "revoked"
     run("scim-token", "revoke", "scim-nope", code=1)
+
+
+def test_a_failed_upgrade_is_a_message_and_exit_code_1_not_a_traceback(
+    cli: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ostiary.migrate
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise ostiary.migrate.MigrationFailed("2 rows in members lost their parent")
+
+    monkeypatch.setattr(ostiary.migrate, "upgrade", refuse)
+    run = cli  # type: ignore[assignment]
+    out = run("db", "upgrade", code=1)
+    assert "upgrade failed" in out and "2 rows in members lost their parent" in out
+    assert "Traceback" not in out

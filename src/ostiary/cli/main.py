@@ -93,7 +93,6 @@ def serve(
     from ostiary.context import build_context
     from ostiary.http_protocol import CoalescingHttpToolsProtocol
     from ostiary.logs import configure
-    from ostiary.migrate import upgrade
     from ostiary.tls.serving import uvicorn_options
 
     settings = _settings()
@@ -113,7 +112,7 @@ def serve(
         err.print(f"[red]configuration error:[/red] TLS certificate or key: {exc}")
         raise typer.Exit(2) from exc
     configure(settings.log_level)
-    upgrade(settings.resolved_database_url, secret_key=settings.resolved_secret_key())
+    _upgrade(settings)
     ctx = build_context(settings)
     generated = bootstrap(ctx)
     ctx.engine.dispose()
@@ -141,13 +140,21 @@ def serve(
     )
 
 
+def _upgrade(settings: Settings, revision: str = "head") -> None:
+    """Migrate, turning a refused upgrade (nothing committed) into a message and exit 1."""
+    from ostiary.migrate import MigrationFailed, upgrade
+
+    try:
+        upgrade(settings.resolved_database_url, revision, secret_key=settings.resolved_secret_key())
+    except MigrationFailed as exc:
+        err.print(f"[red]upgrade failed, nothing was changed:[/red] {exc}")
+        raise typer.Exit(1) from exc
+
+
 @db_app.command("upgrade")
 def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
     """Apply migrations (safe while other processes do the same)."""
-    from ostiary.migrate import upgrade
-
-    settings = _settings()
-    upgrade(settings.resolved_database_url, revision, secret_key=settings.resolved_secret_key())
+    _upgrade(_settings(), revision)
     console.print(f"database at [bold]{revision}[/bold]")
 
 

@@ -19,6 +19,7 @@ from ostiary.api import access as access_api
 from ostiary.api import audit as audit_api
 from ostiary.api import certificates as certificates_api
 from ostiary.api import credentials as credentials_api
+from ostiary.api import docs as docs_api
 from ostiary.api import errors
 from ostiary.api import findings as findings_api
 from ostiary.api import groups as groups_api
@@ -64,8 +65,8 @@ from ostiary.tls.serving import use_grants
 DESCRIPTION = """Ostiary's admin API: the identity directory, sub-accounts, access and credentials.
 
 Authenticate with HTTP Basic (user ID or e-mail and password), a Bearer access token, or
-the console session cookie plus `X-CSRF-Token` for unsafe methods. Errors are JSON
-`{error, detail}`."""
+the console session cookie plus `X-CSRF-Token` for unsafe methods (the *Authorize* button
+takes each; every operation lists those it accepts). Errors are JSON `{error, detail}`."""
 
 
 def create_app(settings: Settings, *, ctx: AppContext | None = None) -> FastAPI:
@@ -113,7 +114,7 @@ def create_app(settings: Settings, *, ctx: AppContext | None = None) -> FastAPI:
         title="Ostiary",
         version=__version__,
         description=DESCRIPTION,
-        docs_url="/api/docs",
+        docs_url=None,  # served offline by ostiary.api.docs
         redoc_url=None,
         openapi_url="/openapi.json",
         # Ostiary exports Prometheus metrics (ostiary.ops), not OpenTelemetry. Left on,
@@ -127,6 +128,7 @@ def create_app(settings: Settings, *, ctx: AppContext | None = None) -> FastAPI:
     metrics = Metrics()
     errors.install(app)
     console_guard.install(app)
+    docs_api.install(app)
     app.include_router(identity_api.router)
     app.include_router(tenancy_api.router)
     app.include_router(access_api.router)

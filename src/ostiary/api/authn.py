@@ -2,13 +2,20 @@
 the request carries (Basic, Bearer, or the console session cookie plus CSRF token).
 
 A route states what it accepts by depending on ``authenticated`` (or
-``authenticated_allow_expired``, only for changing an expired password).
+``authenticated_allow_expired``, only for changing an expired password). Those depend on
+``any_credential``, which declares the three credentials to the OpenAPI document as its
+security schemes (``SCHEMES``), so every such operation shows them; ``document_csrf`` adds
+the CSRF header a session needs on unsafe methods.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import anyio.to_thread
-from fastapi import Request
+from fastapi import Depends, Request, Security
+from fastapi.openapi.models import APIKey, APIKeyIn, HTTPBase, HTTPBearer, SecurityBase
+from fastapi.security.base import SecurityBase as SecurityDependency
 
 from ostiary.access.snapshot import GrantSnapshot
 from ostiary.context import AppContext
@@ -27,6 +34,88 @@ __all__ = ["CSRF_HEADER", "SESSION_COOKIE", "Principal", "authenticated", "clien
 SESSION_COOKIE = "ostiary_session"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class Declared(SecurityDependency):
+    """A security scheme for the OpenAPI document only: resolving it reads nothing, because
+    ``_credentials`` reads the request itself (one place that decides which credential
+    counts)."""
+
+    def __init__(self, name: str, model: SecurityBase) -> None:
+        self.scheme_name = name
+        self.model = model
+
+    async def __call__(self) -> None:
+        """Nothing to resolve (async, so FastAPI runs it inline, not in a thread)."""
+        return None
+
+
+#: The admin API's security schemes (OpenAPI ``components.securitySchemes``), by name.
+SCHEMES = {
+    "basic": Declared(
+        "basic",
+        HTTPBase(
+            scheme="basic",
+            description="User ID or e-mail and password; a technical user's secret too.",
+        ),
+    ),
+    "bearer": Declared(
+        "bearer",
+        HTTPBearer(
+            bearerFormat="JWT",
+            description="An access token from `POST /oauth/token` (client credentials).",
+        ),
+    ),
+    "session": Declared(
+        "session",
+        APIKey(
+            **{"in": APIKeyIn.cookie},
+            name=SESSION_COOKIE,
+            description="The console's session cookie (sign in at /console/signin); "
+            f"unsafe methods need `{CSRF_HEADER}` too.",
+        ),
+    ),
+}
+CSRF = Declared(
+    "csrf",
+    APIKey(
+        **{"in": APIKeyIn.header},
+        name=CSRF_HEADER,
+        description="The console session's CSRF token; needed with the session cookie on "
+        "POST, PUT, PATCH and DELETE.",
+    ),
+)
+
+
+async def any_credential(
+    _basic: None = Security(SCHEMES["basic"]),
+    _bearer: None = Security(SCHEMES["bearer"]),
+    _session: None = Security(SCHEMES["session"]),
+) -> None:
+    """Dependency that declares the credentials ``_credentials`` accepts, any one of them
+    (FastAPI lists each security dependency as an alternative in the document)."""
+
+
+def document_csrf(openapi: dict[str, Any]) -> dict[str, Any]:
+    """Add to ``openapi`` what FastAPI cannot say: on an unsafe method, the session cookie
+    counts only with the CSRF header (both in one Security Requirement Object, OpenAPI 3.1)."""
+    csrf: dict[str, list[str]] = {CSRF.scheme_name: []}
+    for item in openapi.get("paths", {}).values():
+        for method, operation in item.items():
+            if method.upper() in SAFE_METHODS or not isinstance(operation, dict):
+                continue
+            security = operation.get("security")
+            if not security:
+                continue
+            operation["security"] = [
+                {**requirement, **csrf} if "session" in requirement else requirement
+                for requirement in security
+            ]
+            schemes = openapi.setdefault("components", {}).setdefault("securitySchemes", {})
+            schemes[CSRF.scheme_name] = CSRF.model.model_dump(
+                mode="json", by_alias=True, exclude_none=True
+            )
+    return openapi
 
 
 def client_address(request: Request) -> str:
@@ -116,17 +205,19 @@ async def _authenticate(request: Request, *, allow_expired: bool) -> Principal:
     return found
 
 
-async def authenticated(request: Request) -> Principal:
+async def authenticated(request: Request, _: None = Depends(any_credential)) -> Principal:
     """Dependency: the authenticated caller (401 otherwise)."""
     return await _authenticate(request, allow_expired=False)
 
 
-async def authenticated_allow_expired(request: Request) -> Principal:
+async def authenticated_allow_expired(
+    request: Request, _: None = Depends(any_credential)
+) -> Principal:
     """Dependency: the caller, even if their password expired (for changing it)."""
     return await _authenticate(request, allow_expired=True)
 
 
-async def platform_admin(request: Request) -> Principal:
+async def platform_admin(request: Request, _: None = Depends(any_credential)) -> Principal:
     """Dependency: a platform administrator (403 otherwise)."""
     principal = await authenticated(request)
     if not principal.is_platform_admin:

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ostiary.cli import audit as _audit_commands  # noqa: F401  (registers verify, checkpoint, export)
@@ -90,6 +91,7 @@ def serve(
 
     from ostiary.bootstrap import bootstrap
     from ostiary.context import build_context
+    from ostiary.files import loose_file_warnings
     from ostiary.http_protocol import CoalescingHttpToolsProtocol
     from ostiary.logs import configure
     from ostiary.migrate import upgrade
@@ -112,6 +114,8 @@ def serve(
         err.print(f"[red]configuration error:[/red] TLS certificate or key: {exc}")
         raise typer.Exit(2) from exc
     configure(settings.log_level)
+    for warning in loose_file_warnings(settings.data_dir, settings.resolved_database_url):
+        err.print(f"[bold yellow]{escape(warning)}[/bold yellow]", soft_wrap=True)
     upgrade(settings.resolved_database_url, secret_key=settings.resolved_secret_key())
     ctx = build_context(settings)
     generated = bootstrap(ctx)

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from ostiary.cli import audit as _audit_commands  # noqa: F401  (registers verify, checkpoint, export)
 from ostiary.cli import credentials_expiring  # noqa: F401  (adds `credentials expiring`)
+from ostiary.cli.backup import register as register_backup
 from ostiary.cli.certificates import cert_app
 from ostiary.cli.credentials import credentials_app
 from ostiary.cli.groups import group_app, invite_app
@@ -56,6 +57,7 @@ app.add_typer(invite_app, name="invite")
 app.add_typer(user_app, name="user")
 app.command("token")(token)
 app.command("findings")(findings_command)
+register_backup(app)
 console = Console()
 err = Console(stderr=True)
 

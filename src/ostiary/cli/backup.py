@@ -11,6 +11,7 @@ from ostiary.backup.errors import BackupError
 from ostiary.backup.export import make_backup
 from ostiary.backup.restore import configured_key, restore
 from ostiary.cli.common import console, err, settings
+from ostiary.errors import OstiaryError
 
 WITHOUT_KEY = (
     "The secret key is NOT in this file. You need the same secret key to restore: keyed "
@@ -96,6 +97,9 @@ def restore_command(
     try:
         with transaction(ctx.read_sessions) as session:
             result = verify_chain(session, checkpoint=checkpoints.latest(session, ctx))
+    except OstiaryError as exc:  # a stored checkpoint whose signature fails
+        err.print(f"[red]audit checkpoint refused:[/red] {exc.detail}")
+        raise typer.Exit(1) from exc
     finally:
         ctx.engine.dispose()
     if result.ok:

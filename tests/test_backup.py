@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
+from typer.testing import CliRunner
 
 from ostiary.app import create_app
 from ostiary.audit.verify import verify_chain
@@ -20,6 +21,7 @@ from ostiary.backup import export
 from ostiary.backup.errors import BackupError
 from ostiary.backup.export import make_backup
 from ostiary.backup.restore import restore
+from ostiary.cli.main import app
 from ostiary.clock import FrozenClock
 from ostiary.context import AppContext, build_context
 from ostiary.db import transaction
@@ -183,3 +185,26 @@ def test_backup_refuses_an_existing_file_and_a_wrong_key(
             include_secret_key=False,
         )
     assert sorted(p.name for p in tmp_path.iterdir() if "new" in p.name) == []
+
+
+def test_the_cli_warns_loudly_either_way(ctx: AppContext, tmp_path: Path, backend: str) -> None:
+    f.admin(ctx)
+    env = {
+        "OSTIARY_DATABASE_URL": ctx.settings.resolved_database_url,
+        "OSTIARY_SECRET_KEY": ctx.settings.secret_key or "",
+        "OSTIARY_DATA_DIR": str(tmp_path / "data"),
+    }
+    runner = CliRunner()
+    plain = runner.invoke(app, ["backup", str(tmp_path / "plain")], env=env)
+    assert plain.exit_code == 0, plain.output
+    text = " ".join(plain.stderr.split())
+    assert (
+        "WARNING: The secret key is NOT in this file. You need the same secret key to restore: keyed hashes and encrypted signing keys are unusable without it."
+        in text
+    )
+    keyed = runner.invoke(app, ["backup", str(tmp_path / "keyed"), "--include-secret-key"], env=env)
+    assert keyed.exit_code == 0, keyed.output
+    assert "WARNING: This file now holds the key: protect it." in " ".join(keyed.stderr.split())
+    again = runner.invoke(app, ["backup", str(tmp_path / "keyed")], env=env)
+    assert again.exit_code == 1
+    assert "backup refused:" in again.stderr and "exists already" in again.stderr

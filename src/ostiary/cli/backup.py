@@ -19,7 +19,7 @@ WITHOUT_KEY = (
     "(or {key_file}) safe, apart from the backup."
 )
 WITH_KEY = (
-    "This file now holds the secret key: protect it. Anyone with it can forge tokens and "
+    "This file now holds the key: protect it. Anyone who has it can forge tokens and "
     "sessions, open the sealed signing and CA keys and rewrite the audit chain."
 )
 

@@ -208,3 +208,26 @@ def test_the_cli_warns_loudly_either_way(ctx: AppContext, tmp_path: Path, backen
     again = runner.invoke(app, ["backup", str(tmp_path / "keyed")], env=env)
     assert again.exit_code == 1
     assert "backup refused:" in again.stderr and "exists already" in again.stderr
+
+
+def test_a_null_json_column_stays_sql_null(
+    client: TestClient, ctx: AppContext, tmp_path: Path, backend: str
+) -> None:
+    """An OAuth client without a JWKS has SQL NULL there, also after the restore."""
+    from sqlalchemy import create_engine
+
+    from ostiary.oauth.models import OAuthClient
+
+    world = World(client, ctx, messages=0)
+    file = _backup(ctx, tmp_path)
+    with fresh_target(backend, tmp_path) as url:
+        restore(url=url, source=file, secret_key=ctx.settings.secret_key, data_dir=tmp_path / "d")
+        engine = create_engine(url)
+        try:
+            with engine.connect() as conn:
+                nulls = conn.execute(
+                    select(OAuthClient.client_id).where(OAuthClient.jwks.is_(None))
+                ).scalars()
+                assert world.client_id in list(nulls)
+        finally:
+            engine.dispose()

@@ -20,7 +20,19 @@ from typing import Any
 from alembic import command
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
-from sqlalchemy import Connection, Integer, Table, func, inspect, select, text
+from sqlalchemy import (
+    JSON,
+    Column,
+    Connection,
+    Insert,
+    Integer,
+    MetaData,
+    Table,
+    func,
+    inspect,
+    select,
+    text,
+)
 from sqlalchemy.exc import SQLAlchemyError
 
 from ostiary.backup.archive import Reader
@@ -165,6 +177,23 @@ def _batches(items: Iterator[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
         yield batch
 
 
+def _insert(table: Table) -> Insert:
+    """An insert of whole rows; ``None`` in a JSON column is SQL ``NULL`` (not JSON
+    ``null``), as the ORM leaves a column it was given no value for."""
+    if not any(isinstance(c.type, JSON) and c.nullable for c in table.columns):
+        return table.insert()
+    # The same table with NULL-keeping JSON columns, only to build this insert.
+    twin = Table(
+        table.name,
+        MetaData(),
+        *(
+            Column(c.name, JSON(none_as_null=True) if isinstance(c.type, JSON) else c.type)
+            for c in table.columns
+        ),
+    )
+    return twin.insert()
+
+
 def _load(connection: Connection, reader: Reader) -> dict[str, int]:
     counts: dict[str, int] = {}
     tables = Base.metadata.tables
@@ -177,8 +206,9 @@ def _load(connection: Connection, reader: Reader) -> dict[str, int]:
         if any(fk.column.table is table for fk in table.foreign_keys):
             decoded = iter(_parents_first(table, list(decoded)))
         counts[table.name] = 0
+        statement = _insert(table)
         for batch in _batches(decoded):
-            connection.execute(table.insert(), batch)
+            connection.execute(statement, batch)
             counts[table.name] += len(batch)
     if missing := sorted(set(tables) - set(counts)):
         raise BackupError(f"the backup lacks tables {', '.join(missing)}")

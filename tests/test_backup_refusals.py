@@ -205,3 +205,17 @@ def test_a_migrating_server_waits_for_the_restore(
         migrator.join(30)
         assert migrated.is_set()
         assert row_counts(url)["messages"] == 3
+
+
+def test_an_unreachable_database_or_a_missing_one_is_a_message(
+    backup_file: Path, tmp_path: Path
+) -> None:
+    down = "postgresql+psycopg://postgres@127.0.0.1:1/nothing"
+    code, out = _cli(["restore", str(backup_file)], down, tmp_path / "d")
+    assert code == 1 and "restore failed:" in out and "Traceback" not in out
+    code, out = _cli(["backup", str(tmp_path / "x")], down, tmp_path / "d")
+    assert code == 1 and "backup failed:" in out
+    missing = f"sqlite:///{tmp_path / 'none' / 'ostiary.db'}"
+    code, out = _cli(["backup", str(tmp_path / "y")], missing, tmp_path / "d")
+    assert code == 1 and "there is no database at" in out
+    assert not (tmp_path / "none").exists()

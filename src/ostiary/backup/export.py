@@ -25,6 +25,7 @@ from ostiary.backup.codec import TableCodec
 from ostiary.backup.errors import BackupError
 from ostiary.backup.keycheck import key_check, keys_open
 from ostiary.db import make_engine
+from ostiary.files import sqlite_database_path
 from ostiary.models import Base
 
 #: Rows fetched from the database at a time (payloads can be large).
@@ -87,6 +88,9 @@ def make_backup(
         raise BackupError(f"{target} exists already; choose a new file name")
     if not target.parent.is_dir():
         raise BackupError(f"{target.parent} is not a directory")
+    database = sqlite_database_path(url)
+    if database is not None and not database.is_file():
+        raise BackupError(f"there is no database at {database} (check OSTIARY_DATA_DIR)")
     engine = make_engine(url, pool=False)
     counts: dict[str, int] = {}
     try:

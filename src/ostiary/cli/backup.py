@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
+from sqlalchemy.exc import SQLAlchemyError
 
 from ostiary.backup.errors import BackupError
 from ostiary.backup.export import make_backup
@@ -52,6 +54,9 @@ def backup_command(
     except BackupError as exc:
         err.print(f"[red]backup refused:[/red] {exc.detail}", soft_wrap=True)
         raise typer.Exit(1) from exc
+    except (SQLAlchemyError, OSError) as exc:
+        err.print(f"[red]backup failed:[/red] {_first_line(exc)}", soft_wrap=True)
+        raise typer.Exit(1) from exc
     console.print(
         f"backup written to [bold]{summary.path}[/bold]: {summary.rows} rows in "
         f"{len(summary.tables)} tables, schema revision {summary.revision}"
@@ -83,6 +88,9 @@ def restore_command(
     except BackupError as exc:
         err.print(f"[red]restore refused:[/red] {exc.detail}", soft_wrap=True)
         raise typer.Exit(1) from exc
+    except (SQLAlchemyError, OSError) as exc:
+        err.print(f"[red]restore failed:[/red] {_first_line(exc)}", soft_wrap=True)
+        raise typer.Exit(1) from exc
     console.print(
         f"restored {summary.rows} rows in {len(summary.tables)} tables at schema revision "
         f"{summary.revision} from [bold]{file}[/bold]"
@@ -110,6 +118,12 @@ def restore_command(
         "(the data is restored; the chain was broken in the backup already)"
     )
     raise typer.Exit(1)
+
+
+def _first_line(exc: BaseException) -> str:
+    """The driver's own message (an unreachable database, a full disk); never the
+    statement's parameters, which are row data."""
+    return escape(str(getattr(exc, "orig", None) or exc).splitlines()[0])
 
 
 def register(app: typer.Typer) -> None:

@@ -10,8 +10,6 @@ from rich.markup import escape
 from sqlalchemy.exc import SQLAlchemyError
 
 from ostiary.backup.errors import BackupError
-from ostiary.backup.export import make_backup
-from ostiary.backup.restore import configured_key, restore
 from ostiary.cli.common import console, err, settings
 from ostiary.errors import OstiaryError
 
@@ -36,6 +34,10 @@ def backup_command(
     ] = False,
 ) -> None:
     """Write a consistent backup of the database while the server runs (a gzip tar, 0600)."""
+    # Imported here: every other command would pay for Alembic and the backup modules.
+    from ostiary.backup.export import make_backup
+    from ostiary.backup.restore import configured_key
+
     config = settings()
     key = configured_key(config.secret_key, config.data_dir)
     if key is None:
@@ -74,6 +76,7 @@ def restore_command(
     """Restore a backup into an empty data directory or database, then verify the audit chain."""
     from ostiary.audit import checkpoints
     from ostiary.audit.verify import verify_chain
+    from ostiary.backup.restore import restore
     from ostiary.context import build_context
     from ostiary.db import transaction
 

@@ -231,3 +231,23 @@ def test_a_null_json_column_stays_sql_null(
                 assert world.client_id in list(nulls)
         finally:
             engine.dispose()
+
+
+def test_users_are_loaded_after_the_user_who_owns_them() -> None:
+    """Rows come ordered by primary key (a random UUID), so a technical user can come before
+    its owner; PostgreSQL checks the foreign key at once."""
+    from ostiary.backup.restore import _parents_first
+    from ostiary.models import Base
+
+    users = Base.metadata.tables["users"]
+    rows = [
+        {"id": "b", "owner_id": "c"},
+        {"id": "a", "owner_id": None},
+        {"id": "c", "owner_id": "a"},
+        {"id": "d", "owner_id": "d"},
+    ]
+    order = [r["id"] for r in _parents_first(users, rows)]
+    assert sorted(order) == ["a", "b", "c", "d"]
+    for row in rows:
+        if row["owner_id"] is not None:
+            assert order.index(row["owner_id"]) <= order.index(row["id"]), order

@@ -200,7 +200,10 @@ class Reader:
 
 
 def _records(part: Part, handle: IO[bytes]) -> Iterator[dict[str, Any]]:
+    # Hashed again while loading: the file may have changed since ``verify`` read it.
+    digest = hashlib.sha256()
     for number, line in enumerate(handle, 1):
+        digest.update(line)
         try:
             record = json.loads(line)
         except ValueError as exc:
@@ -208,3 +211,5 @@ def _records(part: Part, handle: IO[bytes]) -> Iterator[dict[str, Any]]:
         if not isinstance(record, dict):
             raise BackupError(f"{part.name} line {number} is not a JSON object")
         yield record
+    if digest.hexdigest() != part.sha256:
+        raise BackupError(f"{part.name} changed while it was restored; nothing was restored")

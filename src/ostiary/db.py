@@ -85,6 +85,12 @@ def make_engine(url: str, *, pool: bool = True, immediate: bool = False) -> Engi
     concurrent commit makes its later write fail with SQLITE_BUSY instead of waiting.
     """
     if url.startswith("sqlite"):
+        from ostiary.files import create_private_file, sqlite_database_path
+
+        database = sqlite_database_path(url)
+        if database is not None:
+            # Made 0600 before SQLite opens it; its -wal and -shm files inherit the mode.
+            create_private_file(database)
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 10},

@@ -25,6 +25,7 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.engine import make_url
 
 from ostiary.db import make_engine
+from ostiary.files import create_private_file, private_dir
 
 #: An arbitrary, fixed key for ``pg_advisory_lock``.
 _PG_LOCK_KEY = 7_407_421_873
@@ -49,7 +50,7 @@ def _locked(engine: Engine) -> Iterator[Connection]:
         database = url.database or ""
         lock_path = Path(f"{database}.migrate.lock") if database not in {"", ":memory:"} else None
         if lock_path is not None:
-            lock_path.parent.mkdir(parents=True, exist_ok=True)
+            create_private_file(lock_path)
         with _file_lock(lock_path), engine.connect() as connection:
             yield connection
         return
@@ -84,7 +85,7 @@ def upgrade(url: str, revision: str = "head", *, secret_key: bytes | None = None
     if make_url(url).get_backend_name() == "sqlite":
         database = make_url(url).database
         if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+            private_dir(Path(database).parent)
     engine = make_engine(url, pool=False)
     try:
         with _locked(engine) as connection:

@@ -161,8 +161,10 @@ class Settings(BaseSettings):
         """The secret key; generated once and kept in the data dir when unset."""
         if self.secret_key:
             return self.secret_key.encode()
+        from ostiary.files import private_dir
+
         path = self.data_dir / "secret_key"
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.data_dir)
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:

@@ -8,11 +8,13 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ostiary.cli import audit as _audit_commands  # noqa: F401  (registers verify, checkpoint, export)
 from ostiary.cli import credentials_expiring  # noqa: F401  (adds `credentials expiring`)
 from ostiary.cli import transfer as _transfer_commands  # noqa: F401  (subaccount export, import)
+from ostiary.cli.backup import register as register_backup
 from ostiary.cli.certificates import cert_app
 from ostiary.cli.credentials import credentials_app
 from ostiary.cli.groups import group_app, invite_app
@@ -56,6 +58,7 @@ app.add_typer(invite_app, name="invite")
 app.add_typer(user_app, name="user")
 app.command("token")(token)
 app.command("findings")(findings_command)
+register_backup(app)
 console = Console()
 err = Console(stderr=True)
 
@@ -91,6 +94,7 @@ def serve(
 
     from ostiary.bootstrap import bootstrap
     from ostiary.context import build_context
+    from ostiary.files import loose_file_warnings
     from ostiary.http_protocol import CoalescingHttpToolsProtocol
     from ostiary.logs import configure
     from ostiary.tls.serving import uvicorn_options
@@ -112,6 +116,8 @@ def serve(
         err.print(f"[red]configuration error:[/red] TLS certificate or key: {exc}")
         raise typer.Exit(2) from exc
     configure(settings.log_level)
+    for warning in loose_file_warnings(settings.data_dir, settings.resolved_database_url):
+        err.print(f"[bold yellow]{escape(warning)}[/bold yellow]", soft_wrap=True)
     _upgrade(settings)
     ctx = build_context(settings)
     generated = bootstrap(ctx)

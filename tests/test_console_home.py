@@ -232,3 +232,38 @@ def test_overview_has_flows_and_messages_cards_with_counts(
     assert 'href="/console/subaccounts/acme/messages" data-card="messages"' in page.text
     assert 'id="flows-count">2</b>' in page.text
     assert 'id="messages-count">4</b>' in page.text
+
+
+def test_flow_volume_draws_hourly_ticks_and_shortens_long_paths_only_in_the_label() -> None:
+    from datetime import UTC, datetime
+
+    from ostiary.pictures.svg import flow_volume
+
+    hours = homes.window(datetime(2026, 1, 1, 12, 30, tzinfo=UTC))
+    long_path = "orders/" + "v" * 60
+    root = ET.fromstring(flow_volume([VolumeSeries(long_path, (1,) + (0,) * 23)], hours=hours))
+    assert [t.text for t in classed(root, "text", "tick")] == [
+        "-24 h",
+        "-18 h",
+        "-12 h",
+        "-6 h",
+        "now",
+    ]
+    (lane,) = classed(root, "text", "lane")
+    assert lane.text == long_path[:21] + "\u2026"
+    assert lane.findtext("svg:title", namespaces=NS) == long_path
+    first = classed(root, "rect", "bar")[0].findtext("svg:title", namespaces=NS)
+    assert first == f"{long_path}: 1 from 12:30 to 13:30 UTC"
+    with pytest.raises(ValueError, match="3 counts for 24 hours"):
+        flow_volume([VolumeSeries("x", (1, 2, 3))], hours=hours)
+
+
+def test_the_home_shows_the_first_subaccounts_and_counts_the_rest(
+    ctx: AppContext, world: World
+) -> None:
+    with transaction(ctx.read_sessions) as s:
+        found = homes.home(
+            s, user=s.merge(f.admin(ctx)), now=ctx.clock.now(), reminder_days=THRESHOLDS, limit=1
+        )
+    assert [p.subaccount.subdomain for p in found.subaccounts] == ["acme"]
+    assert found.more == 1

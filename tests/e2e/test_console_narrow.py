@@ -23,6 +23,7 @@ pytestmark = [
 ]
 
 WIDTH = 390
+MESSAGES_SHOT = "/tmp/ostiary-narrow-messages.png"
 SUB = "acme-narrow-phone-width-check"
 #: A flow path and a business ID as long as they may be, without a place to break.
 LONG_PATH = "orders/" + "v" * 120
@@ -157,5 +158,7 @@ def test_no_console_page_scrolls_sideways_at_390_px(server: Server, browser: Bro
         ]
         wide = [why for path in pages if (why := overflow(page, f"{server.url}{path}"))]
         assert wide == [], "\n".join(wide)
+        page.goto(f"{server.url}{sub}/messages")
+        page.screenshot(path=MESSAGES_SHOT, full_page=True)
     finally:
         context.close()

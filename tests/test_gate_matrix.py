@@ -278,7 +278,7 @@ def console(w: World, kind: str, cred: Credential) -> Verdict:
         follow_redirects=False,
     )
     assert answer.status_code in (303, 401, 429), answer.text
-    return answer.status_code == 303 and answer.headers["location"] == "/console/account"
+    return answer.status_code == 303 and answer.headers["location"] == "/console/"
 
 
 ENTRY_POINTS: dict[str, Callable[[World, str, Credential], Verdict]] = {

@@ -37,6 +37,7 @@ from ostiary.console import audit_views as console_audit
 from ostiary.console import certificate_views as console_certificates
 from ostiary.console import group_views as console_groups
 from ostiary.console import guard as console_guard
+from ostiary.console import home_views as console_home
 from ostiary.console import invitation_views as console_invitations
 from ostiary.console import mail_views as console_mail
 from ostiary.console import oauth_views as console_oauth
@@ -143,6 +144,8 @@ def create_app(settings: Settings, *, ctx: AppContext | None = None) -> FastAPI:
     app.include_router(invitations_api.router)
     app.include_router(audit_api.router)
     app.include_router(transfer_api.router)
+
+    app.include_router(console_home.router)
     app.include_router(console.router)
     app.include_router(console_tenancy.router)
     app.include_router(console_security.router)

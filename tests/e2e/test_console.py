@@ -60,8 +60,10 @@ def test_person_registers_activates_by_mail_signs_in_and_sees_account_settings(
     page.get_by_label("User ID or e-mail").fill(email.upper())
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
+    expect_path(page, server, "/console/")  # the home
+    expect(page.get_by_role("heading", name="Home", exact=True)).to_be_visible()
+    page.get_by_role("link", name="Account settings").click()
     expect_path(page, server, "/console/account")
-    expect(page.get_by_role("heading", name="Account settings")).to_be_visible()
     expect(page.locator("#user-id")).to_have_text(re.compile(r"^\s*P\d{6}\s*$"))
     expect(page.locator("#name")).to_have_text("Ada Lovelace")
     expect(page.locator("#email")).to_have_text(email)

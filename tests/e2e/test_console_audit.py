@@ -47,7 +47,7 @@ def test_administrator_reads_filters_and_downloads_the_audit_events(
     page.get_by_label("User ID or e-mail").fill(ADMIN_EMAIL)
     page.get_by_label("Password").fill(ADMIN_PASSWORD)
     page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Account settings")).to_be_visible()
+    expect(page.get_by_role("heading", name="Home", exact=True)).to_be_visible()  # the landing page
 
     page.goto(f"{server.url}/console/subaccounts/acme-audit")
     page.get_by_role("navigation", name="Sub-account").get_by_role("link", name="Audit").click()

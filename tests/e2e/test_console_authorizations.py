@@ -58,7 +58,7 @@ def test_admin_adds_member_creates_collection_and_assigns_it_in_the_console(
     page.get_by_label("User ID or e-mail").fill(ADMIN_EMAIL)
     page.get_by_label("Password").fill(ADMIN_PASSWORD)
     page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Account settings")).to_be_visible()
+    expect(page.get_by_role("heading", name="Home", exact=True)).to_be_visible()  # the landing page
 
     # A trial sub-account, made in the console: it has Members and Authorizations (C2).
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Sub-accounts").click()

@@ -55,7 +55,7 @@ def sign_in(page: Page, server: Server) -> None:
     page.get_by_label("User ID or e-mail").fill(ADMIN_EMAIL)
     page.get_by_label("Password").fill(ADMIN_PASSWORD)
     page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Account settings")).to_be_visible()
+    expect(page.get_by_role("heading", name="Home", exact=True)).to_be_visible()  # the landing page
 
 
 def api_certificates(server: Server) -> list[dict[str, object]]:

@@ -60,7 +60,7 @@ def test_platform_admin_sees_the_dead_letters(server: Server, page: Page, tmp_pa
     page.get_by_label("User ID or e-mail").fill(ADMIN_EMAIL)
     page.get_by_label("Password").fill(ADMIN_PASSWORD)
     page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Account settings")).to_be_visible()
+    expect(page.get_by_role("heading", name="Home", exact=True)).to_be_visible()  # the landing page
     page.get_by_role("link", name="Undelivered mail").click()
     expect(page.get_by_role("heading", name="Undelivered mail")).to_be_visible()
     rows = page.locator("#dead-letters tbody tr")

@@ -54,7 +54,7 @@ def test_admin_creates_a_group_assigns_a_collection_and_sees_the_group_path(
     page.get_by_label("User ID or e-mail").fill(ADMIN_EMAIL)
     page.get_by_label("Password").fill(ADMIN_PASSWORD)
     page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Account settings")).to_be_visible()
+    expect(page.get_by_role("heading", name="Home", exact=True)).to_be_visible()  # the landing page
 
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Groups").click()
     page.get_by_label("Group name").fill("Integration Team")

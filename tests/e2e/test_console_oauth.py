@@ -70,7 +70,7 @@ def test_admin_creates_an_oauth_client_and_sees_the_secret_exactly_once(
     page.get_by_label("User ID or e-mail").fill(ADMIN_EMAIL)
     page.get_by_label("Password").fill(ADMIN_PASSWORD)
     page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Account settings")).to_be_visible()
+    expect(page.get_by_role("heading", name="Home", exact=True)).to_be_visible()  # the landing page
 
     # One click from the sub-account: Security → OAuth clients (C6).
     page.goto(f"{server.url}/console/subaccounts/acme-test")

@@ -16,6 +16,7 @@ from ostiary.context import AppContext
 from ostiary.db import transaction
 from ostiary.errors import InvalidInput, OstiaryError, PermissionDenied
 from ostiary.identity import service as identity
+from ostiary.review.home import recent_messages
 from ostiary.tenancy import service as tenancy
 from ostiary.tenancy.models import MemberRole, Plan
 from ostiary.tenancy.plans import PLAN_LIMITS
@@ -119,6 +120,9 @@ def overview(request: Request, ctx: Ctx, subdomain: str) -> Response:
         with authorized(ctx, seen, subdomain, Permission.subaccount_read) as here:
             used = tenancy.usage(here.session, subaccount=here.subaccount)
             pictures = subaccount_pictures(here.session, ctx=ctx, subaccount=here.subaccount)
+            messages = recent_messages(
+                here.session, subaccount=here.subaccount, now=ctx.clock.now()
+            )
     except OstiaryError as exc:
         return problem(request, ctx, seen, exc)
     limits = PLAN_LIMITS[here.subaccount.plan].as_dict()
@@ -131,6 +135,8 @@ def overview(request: Request, ctx: Ctx, subdomain: str) -> Response:
         subaccount=here.subaccount,
         limits=rows,
         pictures=pictures,
+        flows=used.get("flows", 0),
+        messages=messages,
         section="overview",
     )
 

@@ -37,13 +37,6 @@ Field = Annotated[str, Form(max_length=2000)]
 SIGNIN_FAILED = "The user ID, e-mail or password is not correct, or the account is not active."
 
 
-@router.get("/")
-def home(request: Request, ctx: Ctx) -> Response:
-    """Signed in: account settings; otherwise the sign-in page."""
-    seen = viewer(request, ctx)
-    return redirect(ctx, "/console/account" if seen.user else "/console/signin")
-
-
 @router.get("/register")
 def register_form(request: Request, ctx: Ctx) -> Response:
     """The registration form."""
@@ -201,7 +194,7 @@ async def signin(
             error=exc.detail,
             identifier=identifier,
         )
-    target = "/console/account/password" if expired else "/console/account"
+    target = "/console/account/password" if expired else "/console/"  # the home
     response = redirect(ctx, target, flash="must_change" if expired else None)
     response.set_cookie(
         SESSION_COOKIE,

@@ -1,4 +1,4 @@
-"""Two small SVG charts: a credential expiry timeline and message volume per sender.
+"""Small SVG charts: a credential expiry timeline, message volume per sender and per flow.
 
 Pure functions from plain data to SVG markup. Every text from outside (user IDs, names,
 credential IDs) is escaped here, once; colours are presentation attributes, not ``style``,
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from html import escape
 
-__all__ = ["ExpiryMark", "VolumeSeries", "expiry_timeline", "message_volume"]
+__all__ = ["ExpiryMark", "VolumeSeries", "expiry_timeline", "flow_volume", "message_volume"]
 
 WIDTH = 720
 LABEL_WIDTH = 150
@@ -140,24 +140,81 @@ def message_volume(
         if len(one.counts) != len(days):
             raise ValueError(f"{one.label}: {len(one.counts)} counts for {len(days)} days")
     rows = sorted(series, key=lambda s: (-sum(s.counts), s.label))
+    senders = len(rows)
+    return _bars(
+        rows,
+        ticks=[day.strftime("%a %d") for day in days],
+        tips=[f"on {day.isoformat()}" for day in days],
+        span=f"in the last {len(days)} days",
+        whose=f"from {senders} technical user{'s' if senders != 1 else ''}",
+        element_id=element_id,
+    )
+
+
+def flow_volume(
+    series: Sequence[VolumeSeries],
+    *,
+    hours: Sequence[datetime],
+    element_id: str = "flow-volume",
+) -> str:
+    """A row of hourly bars per flow over the window that starts at ``hours[0]`` and ends one
+    hour after ``hours[-1]``, in the order given (the caller ranks and groups the lanes)."""
+    for one in series:
+        if len(one.counts) != len(hours):
+            raise ValueError(f"{one.label}: {len(one.counts)} counts for {len(hours)} hours")
+    count = len(hours)
+    ticks = [
+        "now" if index == count - 1 else f"-{count - index} h" if index % 6 == 0 else ""
+        for index in range(count)
+    ]
+    tips = [f"from {start:%H:%M} to {start + timedelta(hours=1):%H:%M} UTC" for start in hours]
+    flows = len(series)
+    return _bars(
+        series,
+        ticks=ticks,
+        tips=tips,
+        span=f"in the last {count} hours",
+        whose=f"in {flows} flow{'s' if flows != 1 else ''}",
+        element_id=element_id,
+        shorten=22,  # flow paths run to 200 characters; the bars' titles carry them whole
+    )
+
+
+def _short(label: str, limit: int | None) -> str:
+    """A lane label cut to ``limit`` characters, to fit left of the plot."""
+    return label if limit is None or len(label) <= limit else label[: limit - 1] + "\u2026"
+
+
+def _bars(
+    rows: Sequence[VolumeSeries],
+    *,
+    ticks: Sequence[str],
+    tips: Sequence[str],
+    span: str,
+    whose: str,
+    element_id: str,
+    shorten: int | None = None,
+) -> str:
+    """Rows of bars on one scale, a tick label under each slot, the row's total at the end."""
     peak = max((c for s in rows for c in s.counts), default=0)
     total = sum(sum(s.counts) for s in rows)
     title = (
-        f"{total} message{'s' if total != 1 else ''} in the last {len(days)} days "
-        f"from {len(rows)} technical user{'s' if len(rows) != 1 else ''}"
+        f"{total} message{'s' if total != 1 else ''} {span} {whose}"
         if total
-        else f"No messages in the last {len(days)} days"
+        else f"No messages {span}"
     )
     height = TOP + LANE * max(len(rows), 1) + 30
     plot = WIDTH - LABEL_WIDTH - 80
-    slot = plot / max(len(days), 1)
+    slot = plot / max(len(ticks), 1)
     parts = _open(element_id, title, height)
     axis_y = TOP + LANE * max(len(rows), 1)
-    for index, day in enumerate(days):
+    for index, tick in enumerate(ticks):
+        if not tick:
+            continue
         x = LABEL_WIDTH + slot * index + slot / 2
         parts.append(
             f'<text class="tick" x="{x:.1f}" y="{axis_y + 16}" text-anchor="middle" '
-            f'fill="#4a5260">{_e(day.strftime("%a %d"))}</text>'
+            f'fill="#4a5260">{_e(tick)}</text>'
         )
     if not total:
         parts.append(
@@ -166,18 +223,20 @@ def message_volume(
         )
     for row, one in enumerate(rows if total else []):
         top = TOP + LANE * row
+        short = _short(one.label, shorten)
+        whole = f"<title>{_e(one.label)}</title>" if short != one.label else ""
         parts.append(
             f'<text class="lane" x="{LABEL_WIDTH - 10}" y="{top + LANE / 2 + 4:.1f}" '
-            f'text-anchor="end" fill="#1b1f24">{_e(one.label)}</text>'
+            f'text-anchor="end" fill="#1b1f24">{_e(short)}{whole}</text>'
         )
-        for index, (day, count) in enumerate(zip(days, one.counts, strict=True)):
+        for index, (tip, count) in enumerate(zip(tips, one.counts, strict=True)):
             tall = (LANE - 6) * count / peak
             x = LABEL_WIDTH + slot * index + slot * 0.15
             parts.append(
                 f'<rect class="bar" x="{x:.1f}" y="{top + LANE - 3 - tall:.1f}" '
                 f'width="{slot * 0.7:.1f}" height="{tall:.1f}" fill="{BAR_COLOUR}" '
-                f'data-count="{count}"><title>{_e(one.label)}: {count} on '
-                f"{_e(day.isoformat())}</title></rect>"
+                f'data-count="{count}"><title>{_e(one.label)}: {count} '
+                f"{_e(tip)}</title></rect>"
             )
         parts.append(
             f'<text class="total" x="{LABEL_WIDTH + plot + 10}" y="{top + LANE / 2 + 4:.1f}" '

@@ -144,7 +144,6 @@ def create_app(settings: Settings, *, ctx: AppContext | None = None) -> FastAPI:
     app.include_router(invitations_api.router)
     app.include_router(audit_api.router)
     app.include_router(transfer_api.router)
-
     app.include_router(console_home.router)
     app.include_router(console.router)
     app.include_router(console_tenancy.router)

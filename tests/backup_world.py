@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import create_engine, func, select
 
 from ostiary.context import AppContext
 from ostiary.models import Base
 from tests import factories as f
-from tests.conftest import PG_ADMIN_URL, unavailable
+from tests.conftest import new_postgres_database
 
 API = "/api/v1/subaccounts"
 #: Payloads that are not text, not UTF-8, empty, and large enough to matter.
@@ -121,26 +121,8 @@ def fresh_target(backend: str, tmp_path: Path) -> Iterator[str]:
         directory = tmp_path / f"target-{uuid.uuid4().hex[:6]}"
         yield f"sqlite:///{directory / 'ostiary.db'}"
         return
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text("SELECT 1"))
-    except Exception:
-        admin.dispose()
-        unavailable(f"PostgreSQL at {PG_ADMIN_URL}")
-    name = f"ostiary_restore_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(
-                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
-                {"n": name},
-            )
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
+    with new_postgres_database("ostiary_restore") as url:
+        yield url
 
 
 def rewrite(source: Path, target: Path, change: Callable[[dict[str, bytes]], None]) -> None:

@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.message import Message
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 
 from ostiary.app import create_app
 from ostiary.clock import FrozenClock
@@ -54,13 +55,8 @@ def free_port() -> int:
 # ---------------------------------------------------------------- databases
 
 
-@pytest.fixture
-def fresh_database_url(backend: str, tmp_path: Path) -> Iterator[str]:
-    """A database nobody has migrated yet: a new SQLite file or a new PostgreSQL database."""
-    if backend == "sqlite":
-        (tmp_path / "shared").mkdir(exist_ok=True)
-        yield f"sqlite:///{tmp_path / 'shared' / 'ostiary.db'}"
-        return
+def postgres_admin() -> Engine:
+    """An AUTOCOMMIT engine on the test PostgreSQL (skipped, or failed under CI, without one)."""
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
@@ -68,19 +64,48 @@ def fresh_database_url(backend: str, tmp_path: Path) -> Iterator[str]:
     except Exception:
         admin.dispose()
         unavailable(f"PostgreSQL at {PG_ADMIN_URL}")
-    name = f"ostiary_e2e_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    return admin
+
+
+def create_postgres_database(admin: Engine, prefix: str) -> tuple[str, str]:
+    """Create an empty database named ``prefix_…``: its name and URL."""
+    name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
+    return name, PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+
+
+def drop_postgres_database(admin: Engine, name: str) -> None:
+    """Drop a database made by ``create_postgres_database``, ending its sessions first."""
+    with admin.connect() as conn:
+        conn.execute(
+            text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
+            {"n": name},
+        )
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+
+
+@contextmanager
+def new_postgres_database(prefix: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database for the block: its URL; dropped afterwards."""
+    admin = postgres_admin()
+    name, url = create_postgres_database(admin, prefix)
     try:
-        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+        yield url
     finally:
-        with admin.connect() as conn:
-            conn.execute(
-                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
-                {"n": name},
-            )
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        drop_postgres_database(admin, name)
         admin.dispose()
+
+
+@pytest.fixture
+def fresh_database_url(backend: str, tmp_path: Path) -> Iterator[str]:
+    """A database nobody has migrated yet: a new SQLite file or a new PostgreSQL database."""
+    if backend == "sqlite":
+        (tmp_path / "shared").mkdir(exist_ok=True)
+        yield f"sqlite:///{tmp_path / 'shared' / 'ostiary.db'}"
+        return
+    with new_postgres_database("ostiary_e2e") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

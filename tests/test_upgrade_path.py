@@ -10,7 +10,6 @@ migration does to rows that were there before it). See docs/upgrades.md.
 
 from __future__ import annotations
 
-import os
 import shutil
 import sqlite3
 import uuid
@@ -24,7 +23,12 @@ from sqlalchemy import Connection, Engine, create_engine, inspect, text
 
 from ostiary.db import make_engine
 from ostiary.migrate import MigrationFailed, alembic_config, upgrade
-from tests.conftest import PG_ADMIN_URL, unavailable
+from tests.conftest import (
+    PG_ADMIN_URL,
+    create_postgres_database,
+    drop_postgres_database,
+    postgres_admin,
+)
 from tests.upgrade_cases import discover
 from tests.upgrade_cases._rows import lost_or_changed, snapshot
 
@@ -54,16 +58,8 @@ class Templates:
 
     def _pg_base_url(self) -> str:
         if self.pg_database is None:
-            admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-            try:
-                with admin.connect() as conn:
-                    conn.execute(text("SELECT 1"))
-            except Exception:
-                admin.dispose()
-                unavailable(f"PostgreSQL at {PG_ADMIN_URL}")
-            name = f"ostiary_upgrade_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-            with admin.connect() as conn:
-                conn.execute(text(f'CREATE DATABASE "{name}"'))
+            admin = postgres_admin()
+            name, _ = create_postgres_database(admin, "ostiary_upgrade")
             self.admin, self.pg_database = admin, name
         return PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{self.pg_database}"
 
@@ -104,10 +100,9 @@ class Templates:
 
     def close(self) -> None:
         """Drop the PostgreSQL database made here."""
-        if self.admin is None:
+        if self.admin is None or self.pg_database is None:
             return
-        with self.admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{self.pg_database}"'))
+        drop_postgres_database(self.admin, self.pg_database)
         self.admin.dispose()
 
 

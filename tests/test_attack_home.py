@@ -282,3 +282,25 @@ def test_the_home_is_503_and_the_favicon_served_while_the_database_is_away(
             assert client.get("/static/favicon.svg").status_code == 200
     finally:
         ctx.engine.dispose()
+
+
+def test_the_home_decides_per_subaccount_as_the_overview_does(
+    ctx: AppContext, clock: FrozenClock, world: World
+) -> None:
+    """Each part of the home needs the permission its own page needs, through ``decide``:
+    a member whom the decision refuses everything (here: disabled in the directory, while
+    another process's gate may not know yet) is shown no sub-account, not even its name and
+    flow count."""
+    member = viewer_of(ctx, clock, "acme", role="Administrator")
+    assert [p.subaccount.subdomain for p in _home(ctx, member).subaccounts] == ["acme"]
+    with transaction(ctx.sessions) as s:
+        s.merge(member).status = UserStatus.disabled
+    found = _home(ctx, member)
+    assert found.subaccounts == [] and found.more == 0
+
+
+def _home(ctx: AppContext, user: User) -> homes.Home:
+    with transaction(ctx.read_sessions) as s:
+        fresh = s.get(User, user.id)
+        assert fresh is not None
+        return homes.home(s, user=fresh, now=ctx.clock.now(), reminder_days=THRESHOLDS)

@@ -18,13 +18,13 @@ from itertools import pairwise
 from sqlalchemy import ColumnElement, and_, case, func, select
 from sqlalchemy.orm import Session
 
-from ostiary.access.decision import Allow, decide
+from ostiary.access.decision import Allow, Grants, decide
 from ostiary.access.permissions import Permission
 from ostiary.access.service import load_grants
 from ostiary.audit.actions import AuditAction
 from ostiary.audit.models import AuditEvent
 from ostiary.credentials.service import CredentialInfo
-from ostiary.identity.models import User
+from ostiary.identity.models import User, UserStatus
 from ostiary.pictures.svg import VolumeSeries
 from ostiary.reminders.service import due, replaced
 from ostiary.review import scope
@@ -116,8 +116,13 @@ def home(
     reminder_days: Sequence[int],
     limit: int = MAX_SUBACCOUNTS,
 ) -> Home:
-    """The home of ``user`` at ``now``; ``reminder_days`` are the reminder thresholds."""
-    visible = list_visible(session, user=user)
+    """The home of ``user`` at ``now``; ``reminder_days`` are the reminder thresholds.
+
+    Each part needs what its own page needs, decided by ``decide`` as ``authorize`` does:
+    the sub-account and its flow count the overview's ``subaccount_read``, the volume
+    ``messages_read``, denials ``audit_read``, credentials and findings
+    ``credentials_read``. A user no longer active is shown no sub-account."""
+    visible = list_visible(session, user=user) if user.status is UserStatus.active else []
     shown = visible[:limit]
     hours = window(now)
     volume = _volume(session, subaccounts=shown, hours=hours, now=now)
@@ -125,10 +130,11 @@ def home(
     parts = []
     for sub in shown:
         grants = load_grants(session, user=user, subaccount=sub)
-        may_audit = isinstance(decide(grants, Permission.audit_read), Allow)
-        may_credentials = isinstance(decide(grants, Permission.credentials_read), Allow)
-        may_messages = isinstance(decide(grants, Permission.messages_read), Allow)
-        lanes = lanes_of(volume.get(sub.id, {})) if may_messages else []
+        if not _may(grants, Permission.subaccount_read):
+            continue  # as the overview would refuse it
+        may_audit = _may(grants, Permission.audit_read)
+        may_credentials = _may(grants, Permission.credentials_read)
+        lanes = lanes_of(volume.get(sub.id, {})) if _may(grants, Permission.messages_read) else []
         parts.append(
             SubaccountHome(
                 subaccount=sub,
@@ -142,6 +148,10 @@ def home(
             )
         )
     return Home(now=now, hours=hours, subaccounts=parts, more=len(visible) - len(shown))
+
+
+def _may(grants: Grants, permission: Permission) -> bool:
+    return isinstance(decide(grants, permission), Allow)
 
 
 def recent_messages(session: Session, *, subaccount: Subaccount, now: datetime) -> int:

@@ -304,3 +304,32 @@ def _home(ctx: AppContext, user: User) -> homes.Home:
         fresh = s.get(User, user.id)
         assert fresh is not None
         return homes.home(s, user=fresh, now=ctx.clock.now(), reminder_days=THRESHOLDS)
+
+
+def test_a_platform_administrator_home_reads_only_the_subaccounts_it_shows(
+    ctx: AppContext, clock: FrozenClock, world: World
+) -> None:
+    """With many sub-accounts the rest are counted in SQL, not loaded to be counted."""
+    with transaction(ctx.sessions) as s:
+        for n in range(homes.MAX_SUBACCOUNTS + 20):
+            tenancy.create(
+                s,
+                clock=clock,
+                actor=ACTOR,
+                subdomain=f"u{n:02d}",
+                display_name="U",
+                plan=Plan.trial,
+            )
+    loaded: list[object] = []
+
+    def load(target: object, _: object) -> None:
+        loaded.append(target)
+
+    event.listen(Subaccount, "load", load)
+    try:
+        found = _home(ctx, f.admin(ctx))
+    finally:
+        event.remove(Subaccount, "load", load)
+    assert len(found.subaccounts) == homes.MAX_SUBACCOUNTS
+    assert found.more == 2 + 20
+    assert len({id(x) for x in loaded}) <= homes.MAX_SUBACCOUNTS

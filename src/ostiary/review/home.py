@@ -31,7 +31,7 @@ from ostiary.review import scope
 from ostiary.review.findings import EXPIRING_DAYS, Finding, findings
 from ostiary.runtime.models import Flow, Message
 from ostiary.tenancy.models import Subaccount
-from ostiary.tenancy.service import list_visible
+from ostiary.tenancy.service import count_visible, list_visible
 
 __all__ = [
     "DENIAL_ACTIONS",
@@ -122,8 +122,10 @@ def home(
     the sub-account and its flow count the overview's ``subaccount_read``, the volume
     ``messages_read``, denials ``audit_read``, credentials and findings
     ``credentials_read``. A user no longer active is shown no sub-account."""
-    visible = list_visible(session, user=user) if user.status is UserStatus.active else []
-    shown = visible[:limit]
+    if user.status is not UserStatus.active:
+        return Home(now=now, hours=window(now), subaccounts=[], more=0)
+    shown = list_visible(session, user=user, limit=limit)
+    more = count_visible(session, user=user) - len(shown) if len(shown) == limit else 0
     hours = window(now)
     volume = _volume(session, subaccounts=shown, hours=hours, now=now)
     flows = _flow_counts(session, subaccounts=shown)
@@ -147,7 +149,7 @@ def home(
                 findings=findings(session, subaccount=sub, now=now) if may_credentials else None,
             )
         )
-    return Home(now=now, hours=hours, subaccounts=parts, more=len(visible) - len(shown))
+    return Home(now=now, hours=hours, subaccounts=parts, more=more)
 
 
 def _may(grants: Grants, permission: Permission) -> bool:

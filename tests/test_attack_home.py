@@ -54,6 +54,7 @@ def test_a_member_of_one_subaccount_sees_nothing_of_another(
     sign_in(client, boss)
     page = client.get("/console/")
     assert page.status_code == 200
+    assert page.headers["Cache-Control"] == "no-store"  # not kept by a shared proxy
     assert 'id="home-other"' in page.text and "home-acme" not in page.text
     for secret in ("Acme", "orders", "invoices", "T000999", world.sender.user_id, "volume-acme"):
         assert secret not in page.text, secret

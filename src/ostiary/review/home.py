@@ -18,20 +18,20 @@ from itertools import pairwise
 from sqlalchemy import ColumnElement, and_, case, func, select
 from sqlalchemy.orm import Session
 
-from ostiary.access.decision import Allow, decide
+from ostiary.access.decision import Allow, Grants, decide
 from ostiary.access.permissions import Permission
 from ostiary.access.service import load_grants
 from ostiary.audit.actions import AuditAction
 from ostiary.audit.models import AuditEvent
 from ostiary.credentials.service import CredentialInfo
-from ostiary.identity.models import User
+from ostiary.identity.models import User, UserStatus
 from ostiary.pictures.svg import VolumeSeries
 from ostiary.reminders.service import due, replaced
 from ostiary.review import scope
 from ostiary.review.findings import EXPIRING_DAYS, Finding, findings
 from ostiary.runtime.models import Flow, Message
 from ostiary.tenancy.models import Subaccount
-from ostiary.tenancy.service import list_visible
+from ostiary.tenancy.service import count_visible, list_visible
 
 __all__ = [
     "DENIAL_ACTIONS",
@@ -116,19 +116,27 @@ def home(
     reminder_days: Sequence[int],
     limit: int = MAX_SUBACCOUNTS,
 ) -> Home:
-    """The home of ``user`` at ``now``; ``reminder_days`` are the reminder thresholds."""
-    visible = list_visible(session, user=user)
-    shown = visible[:limit]
+    """The home of ``user`` at ``now``; ``reminder_days`` are the reminder thresholds.
+
+    Each part needs what its own page needs, decided by ``decide`` as ``authorize`` does:
+    the sub-account and its flow count the overview's ``subaccount_read``, the volume
+    ``messages_read``, denials ``audit_read``, credentials and findings
+    ``credentials_read``. A user no longer active is shown no sub-account."""
+    if user.status is not UserStatus.active:
+        return Home(now=now, hours=window(now), subaccounts=[], more=0)
+    shown = list_visible(session, user=user, limit=limit)
+    more = count_visible(session, user=user) - len(shown) if len(shown) == limit else 0
     hours = window(now)
     volume = _volume(session, subaccounts=shown, hours=hours, now=now)
     flows = _flow_counts(session, subaccounts=shown)
     parts = []
     for sub in shown:
         grants = load_grants(session, user=user, subaccount=sub)
-        may_audit = isinstance(decide(grants, Permission.audit_read), Allow)
-        may_credentials = isinstance(decide(grants, Permission.credentials_read), Allow)
-        may_messages = isinstance(decide(grants, Permission.messages_read), Allow)
-        lanes = lanes_of(volume.get(sub.id, {})) if may_messages else []
+        if not _may(grants, Permission.subaccount_read):
+            continue  # as the overview would refuse it
+        may_audit = _may(grants, Permission.audit_read)
+        may_credentials = _may(grants, Permission.credentials_read)
+        lanes = lanes_of(volume.get(sub.id, {})) if _may(grants, Permission.messages_read) else []
         parts.append(
             SubaccountHome(
                 subaccount=sub,
@@ -141,7 +149,11 @@ def home(
                 findings=findings(session, subaccount=sub, now=now) if may_credentials else None,
             )
         )
-    return Home(now=now, hours=hours, subaccounts=parts, more=len(visible) - len(shown))
+    return Home(now=now, hours=hours, subaccounts=parts, more=more)
+
+
+def _may(grants: Grants, permission: Permission) -> bool:
+    return isinstance(decide(grants, permission), Allow)
 
 
 def recent_messages(session: Session, *, subaccount: Subaccount, now: datetime) -> int:

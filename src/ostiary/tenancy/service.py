@@ -6,8 +6,9 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Select, delete, func, select
 from sqlalchemy.orm import Session
 
 from ostiary.access.models import RoleCollection, RoleCollectionAssignment
@@ -225,14 +226,25 @@ def delete_subaccount(
     session.flush()
 
 
-def list_visible(session: Session, *, user: User) -> list[Subaccount]:
-    """All sub-accounts for a platform administrator; the ones a user is a member of otherwise."""
-    query = select(Subaccount).order_by(Subaccount.subdomain)
-    if not user.is_platform_admin:
-        query = query.join(Member, Member.subaccount_id == Subaccount.id).where(
-            Member.user_id == user.id
-        )
+def list_visible(session: Session, *, user: User, limit: int | None = None) -> list[Subaccount]:
+    """All sub-accounts for a platform administrator; the ones a user is a member of otherwise
+    (the first ``limit`` of them by subdomain, if given)."""
+    query = _visible(select(Subaccount), user=user).order_by(Subaccount.subdomain).limit(limit)
     return list(session.scalars(query))
+
+
+def count_visible(session: Session, *, user: User) -> int:
+    """How many sub-accounts ``list_visible`` would list."""
+    query = _visible(select(func.count()).select_from(Subaccount), user=user)
+    return int(session.scalar(query) or 0)
+
+
+def _visible(query: Select[Any], *, user: User) -> Select[Any]:
+    if user.is_platform_admin:
+        return query
+    return query.join(Member, Member.subaccount_id == Subaccount.id).where(
+        Member.user_id == user.id
+    )
 
 
 # ---------------------------------------------------------------- members

@@ -135,7 +135,17 @@ def _refuse_if_not_empty(connection: Connection) -> None:
                 f"the target database is not empty (table {table.name} has rows); restore "
                 "only into an empty data directory or database"
             )
-    connection.rollback()
+
+
+def _hold_empty(connection: Connection) -> None:
+    """Again, inside the load's transaction: a server already running on the target may
+    have written (its scheduler lease, say) since the first look. PostgreSQL: the tables
+    are locked against other writers until the commit; SQLite: a write committed after this
+    read makes the first insert fail (the snapshot is stale), so nothing is merged."""
+    if connection.dialect.name == "postgresql":
+        names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+        connection.execute(text(f"LOCK TABLE {names} IN SHARE ROW EXCLUSIVE MODE"))
+    _refuse_if_not_empty(connection)
 
 
 def _parents_first(table: Table, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -250,6 +260,7 @@ def restore(*, url: str, source: Path, secret_key: str | None, data_dir: Path) -
     try:
         with _locked(engine) as connection:
             _refuse_if_not_empty(connection)
+            connection.rollback()
             config = alembic_config(url)
             config.attributes["connection"] = connection
             config.attributes["secret_key"] = key
@@ -262,6 +273,7 @@ def restore(*, url: str, source: Path, secret_key: str | None, data_dir: Path) -
                 with connection.begin():
                     if connection.dialect.name == "sqlite":
                         connection.exec_driver_sql("PRAGMA defer_foreign_keys = ON")
+                    _hold_empty(connection)
                     counts = _load(connection, reader)
                     _reset_sequences(connection)
                     keys_open(connection, key, then="nothing was restored")

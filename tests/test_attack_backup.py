@@ -143,6 +143,7 @@ FORGERIES: dict[str, Callable[[dict[str, bytes]], None]] = {
     "text as an object": _set("users", "display_name", {"a": 1}),
     "integer as text": _set("messages", "size_bytes", "many"),
     "integer as a float": _set("messages", "size_bytes", 1.5),
+    "integer past 64 bits": _set("messages", "size_bytes", 2**70),
     "boolean as text": _set("users", "active", "yes"),
     "timestamp as a number": _set("users", "created_at", 17),
     "naive timestamp": _set("users", "created_at", "2026-01-01T00:00:00"),
@@ -157,6 +158,10 @@ FORGERIES: dict[str, Callable[[dict[str, bytes]], None]] = {
     "part name not text": _part_name_not_text,
     "parts not a list": _manifest_value("parts", 5),
     "revision not text": _manifest_value("alembic_revision", ["x"]),
+    "revision empty": _manifest_value("alembic_revision", ""),
+    "revision a range": _manifest_value("alembic_revision", "@"),
+    "revision in console markup": _manifest_value("alembic_revision", "[/red] [/]"),
+    "format version in console markup": _manifest_value("format_version", "[/]"),
     "key check not text": _manifest_value("key_check", 5),
 }
 
@@ -341,3 +346,16 @@ def test_a_row_longer_than_any_backup_writes_is_refused(
     rewrite(backup_file, long_line, pad)
     with pytest.raises(BackupError, match="holds a line over"):
         Reader(long_line).verify()
+
+
+def test_a_file_name_with_console_markup_is_printed_not_parsed(
+    ctx: AppContext, tmp_path: Path
+) -> None:
+    url = ctx.settings.resolved_database_url
+    target = tmp_path / "[b]backup[i]"
+    code, out = _cli(["backup", str(target)], url, tmp_path / "[/]data")
+    assert code == 0 and f"backup written to {target}" in out, out
+    code, out = _cli(["backup", str(target)], url, tmp_path / "d")
+    assert code == 1 and f"{target} exists already" in out, out
+    code, out = _cli(["restore", str(tmp_path / "[/]missing")], url, tmp_path / "d")
+    assert code == 1 and f"{tmp_path / '[/]missing'} does not exist" in out, out

@@ -12,6 +12,7 @@ signing and CA keys must open with the key, or the transaction is rolled back.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,6 +76,8 @@ def check_revision(url: str, revision: str) -> None:
     head = script.get_current_head()
     if revision == head:
         return
+    if not re.fullmatch(r"[A-Za-z0-9_]{1,64}", revision):  # Alembic asserts on "" or "@"
+        raise BackupError(f"the backup's schema revision {revision[:80]!r} is not a revision")
     try:
         known = script.get_revision(revision) is not None
     except CommandError:

@@ -14,6 +14,8 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy.exc import ArgumentError
+
 #: Permission bits of group and others; none of them may be set on a private file.
 _SHARED_BITS = stat.S_IRWXG | stat.S_IRWXO
 
@@ -49,11 +51,18 @@ def open_private(path: Path) -> int:
 
 
 def sqlite_database_path(url: str) -> Path | None:
-    """The file behind a ``sqlite:///`` URL (``None`` for memory or other databases)."""
-    if not url.startswith("sqlite:///"):
+    """The file behind a SQLite URL, however spelled (``sqlite:///``, ``sqlite+pysqlite:///``);
+    ``None`` for memory, SQLite's ``file:`` URIs or other databases."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
         return None
-    database = url.removeprefix("sqlite:///").split("?")[0]
-    if not database or database == ":memory:":
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return None
+    if database.startswith("file:") or parsed.query.get("uri"):
         return None
     return Path(database)
 

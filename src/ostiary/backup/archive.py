@@ -3,7 +3,9 @@
 The manifest comes first and names every part with its SHA-256 and row count; a reader
 checks every part against it before anything is loaded (:func:`verify`), and reads only
 the members the manifest names (nothing is extracted to disk, so member names cannot
-escape anywhere).
+escape anywhere). A forged file cannot make a reader hold much in memory: no single read
+of the decompressed stream (a tar header, the manifest, the key) may exceed
+:data:`MAX_READ`, and no row's line :data:`MAX_LINE`.
 """
 
 from __future__ import annotations
@@ -27,6 +29,12 @@ FORMAT = "ostiary-backup"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 SECRET_KEY_MEMBER = "secret_key"
+#: The most one read of the decompressed stream may ask for: a tar header that declares
+#: gigabytes (a pax or GNU long-name header is read whole), the manifest, the key.
+MAX_READ = 16 * 1024 * 1024
+#: The longest row (a line of JSON): message payloads are bounded by
+#: ``OSTIARY_MAX_REQUEST_BYTES`` (1 MiB by default) and grow by a third in base64.
+MAX_LINE = 256 * 1024 * 1024
 #: What a damaged or foreign file raises inside tarfile and gzip.
 _BROKEN = (tarfile.TarError, EOFError, OSError, zlib.error, gzip.BadGzipFile, UnicodeError)
 
@@ -47,6 +55,46 @@ def _add(tar: tarfile.TarFile, name: str, data: IO[bytes], size: int) -> None:
     info.size = size
     info.mode = 0o600
     tar.addfile(info, data)
+
+
+class _Capped(io.RawIOBase):
+    """The decompressed tar stream, refusing any single read larger than :data:`MAX_READ`."""
+
+    def __init__(self, raw: gzip.GzipFile) -> None:
+        super().__init__()
+        self._raw = raw
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0 or size > MAX_READ:
+            raise BackupError(
+                "the backup holds a header or member too large for a backup "
+                f"(over {MAX_READ // (1024 * 1024)} MiB in one piece); it is forged or damaged"
+            )
+        return self._raw.read(size)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._raw.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._raw.tell()
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+def _lines(handle: IO[bytes], name: str) -> Iterator[bytes]:
+    """The lines of a part, refusing one longer than :data:`MAX_LINE`."""
+    while line := handle.readline(MAX_LINE + 1):
+        if len(line) > MAX_LINE:
+            raise BackupError(f"{name} holds a line over {MAX_LINE // 1024} KiB")
+        yield line
 
 
 class Writer:
@@ -117,11 +165,28 @@ class Reader:
             self.key_included = bool(self.manifest["secret_key_included"])
         except (KeyError, TypeError) as exc:
             raise BackupError(f"{path}: the manifest lacks {exc}") from None
+        self._check_parts()
+
+    def _check_parts(self) -> None:
+        """Only the parts a backup writes: ``tables/<table>.jsonl`` and the secret key."""
+        names: set[str] = set()
+        for part in self.parts:
+            table_part = isinstance(part.table, str) and part.name == f"tables/{part.table}.jsonl"
+            key_part = part.name == SECRET_KEY_MEMBER and part.table is None
+            rows_ok = part.rows is None or type(part.rows) is int
+            if not (table_part or key_part) or not rows_ok or part.name in names:
+                raise BackupError(
+                    f"{self.path}: the manifest names a part no backup has "
+                    f"({str(part.name)[:80]!r}); nothing was restored"
+                )
+            names.add(part.name)
 
     def _open(self) -> tarfile.TarFile:
+        stream = _Capped(gzip.GzipFile(self.path, mode="rb"))
         try:
-            return tarfile.open(self.path, mode="r:gz")
+            return tarfile.open(fileobj=stream, mode="r:")
         except _BROKEN as exc:
+            stream.close()
             raise BackupError(
                 f"{self.path} is not an Ostiary backup (not a gzip tar: {exc})"
             ) from None
@@ -172,7 +237,7 @@ class Reader:
         for part, handle in self.members():
             digest, rows = hashlib.sha256(), 0
             try:
-                for line in handle:
+                for line in _lines(handle, part.name):
                     digest.update(line)
                     rows += 1
             except _BROKEN as exc:
@@ -202,7 +267,7 @@ class Reader:
 def _records(part: Part, handle: IO[bytes]) -> Iterator[dict[str, Any]]:
     # Hashed again while loading: the file may have changed since ``verify`` read it.
     digest = hashlib.sha256()
-    for number, line in enumerate(handle, 1):
+    for number, line in enumerate(_lines(handle, part.name), 1):
         digest.update(line)
         try:
             record = json.loads(line)

@@ -12,6 +12,7 @@ signing and CA keys must open with the key, or the transaction is rolled back.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,6 +76,8 @@ def check_revision(url: str, revision: str) -> None:
     head = script.get_current_head()
     if revision == head:
         return
+    if not re.fullmatch(r"[A-Za-z0-9_]{1,64}", revision):  # Alembic asserts on "" or "@"
+        raise BackupError(f"the backup's schema revision {revision[:80]!r} is not a revision")
     try:
         known = script.get_revision(revision) is not None
     except CommandError:
@@ -135,7 +138,17 @@ def _refuse_if_not_empty(connection: Connection) -> None:
                 f"the target database is not empty (table {table.name} has rows); restore "
                 "only into an empty data directory or database"
             )
-    connection.rollback()
+
+
+def _hold_empty(connection: Connection) -> None:
+    """Again, inside the load's transaction: a server already running on the target may
+    have written (its scheduler lease, say) since the first look. PostgreSQL: the tables
+    are locked against other writers until the commit; SQLite: a write committed after this
+    read makes the first insert fail (the snapshot is stale), so nothing is merged."""
+    if connection.dialect.name == "postgresql":
+        names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+        connection.execute(text(f"LOCK TABLE {names} IN SHARE ROW EXCLUSIVE MODE"))
+    _refuse_if_not_empty(connection)
 
 
 def _parents_first(table: Table, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -250,6 +263,7 @@ def restore(*, url: str, source: Path, secret_key: str | None, data_dir: Path) -
     try:
         with _locked(engine) as connection:
             _refuse_if_not_empty(connection)
+            connection.rollback()
             config = alembic_config(url)
             config.attributes["connection"] = connection
             config.attributes["secret_key"] = key
@@ -262,6 +276,7 @@ def restore(*, url: str, source: Path, secret_key: str | None, data_dir: Path) -
                 with connection.begin():
                     if connection.dialect.name == "sqlite":
                         connection.exec_driver_sql("PRAGMA defer_foreign_keys = ON")
+                    _hold_empty(connection)
                     counts = _load(connection, reader)
                     _reset_sequences(connection)
                     keys_open(connection, key, then="nothing was restored")

@@ -54,18 +54,20 @@ def backup_command(
             include_secret_key=include_secret_key,
         )
     except BackupError as exc:
-        err.print(f"[red]backup refused:[/red] {exc.detail}", soft_wrap=True)
+        err.print(f"[red]backup refused:[/red] {escape(exc.detail)}", soft_wrap=True)
         raise typer.Exit(1) from exc
     except (SQLAlchemyError, OSError) as exc:
         err.print(f"[red]backup failed:[/red] {_first_line(exc)}", soft_wrap=True)
         raise typer.Exit(1) from exc
     console.print(
-        f"backup written to [bold]{summary.path}[/bold]: {summary.rows} rows in "
+        f"backup written to [bold]{escape(str(summary.path))}[/bold]: {summary.rows} rows in "
         f"{len(summary.tables)} tables, schema revision {summary.revision}"
     )
-    warning = WITH_KEY if include_secret_key else WITHOUT_KEY
+    warning = (WITH_KEY if include_secret_key else WITHOUT_KEY).format(
+        key_file=config.data_dir / "secret_key"
+    )
     err.print(
-        f"[bold red]WARNING:[/bold red] {warning.format(key_file=config.data_dir / 'secret_key')}",
+        f"[bold red]WARNING:[/bold red] {escape(warning)}",
         soft_wrap=True,
     )
 
@@ -89,19 +91,19 @@ def restore_command(
             data_dir=config.data_dir,
         )
     except BackupError as exc:
-        err.print(f"[red]restore refused:[/red] {exc.detail}", soft_wrap=True)
+        err.print(f"[red]restore refused:[/red] {escape(exc.detail)}", soft_wrap=True)
         raise typer.Exit(1) from exc
     except (SQLAlchemyError, OSError) as exc:
         err.print(f"[red]restore failed:[/red] {_first_line(exc)}", soft_wrap=True)
         raise typer.Exit(1) from exc
     console.print(
         f"restored {summary.rows} rows in {len(summary.tables)} tables at schema revision "
-        f"{summary.revision} from [bold]{file}[/bold]"
+        f"{escape(summary.revision)} from [bold]{escape(str(file))}[/bold]"
     )
     if summary.key_file is not None:
         err.print(
             f"[bold red]WARNING:[/bold red] the secret key from the backup was written to "
-            f"{summary.key_file} (0600)",
+            f"{escape(str(summary.key_file))} (0600)",
             soft_wrap=True,
         )
     ctx = build_context(config)
@@ -109,7 +111,7 @@ def restore_command(
         with transaction(ctx.read_sessions) as session:
             result = verify_chain(session, checkpoint=checkpoints.latest(session, ctx))
     except OstiaryError as exc:  # a stored checkpoint whose signature fails
-        err.print(f"[red]audit checkpoint refused:[/red] {exc.detail}")
+        err.print(f"[red]audit checkpoint refused:[/red] {escape(exc.detail)}")
         raise typer.Exit(1) from exc
     finally:
         ctx.engine.dispose()
@@ -117,7 +119,8 @@ def restore_command(
         console.print(f"[green]audit chain intact[/green] ({result.events} events)")
         return
     err.print(
-        f"[red]audit chain broken at event {result.first_broken_id}:[/red] {result.reason} "
+        f"[red]audit chain broken at event {result.first_broken_id}:[/red] "
+        f"{escape(str(result.reason))} "
         "(the data is restored; the chain was broken in the backup already)"
     )
     raise typer.Exit(1)

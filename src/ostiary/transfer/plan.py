@@ -63,6 +63,10 @@ class Plan:
         """What the import does with one item."""
         return self._index[(kind, name)].action
 
+    def fields(self, kind: str, name: str) -> tuple[str, ...]:
+        """What an update of one item changes."""
+        return self._index[(kind, name)].fields
+
     @property
     def empty(self) -> bool:
         """Whether the import changes nothing."""

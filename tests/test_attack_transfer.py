@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
+from ostiary.cli.main import app
 from ostiary.context import AppContext
 from ostiary.identity.models import User
 from tests import factories as f
@@ -345,3 +348,38 @@ def test_declaring_the_security_schemes_changed_no_credential_rule(world: World)
     assert not exists(world.ctx, "acme-prod")
     right = world.client.post(url, headers={"X-CSRF-Token": token}, json=exported)
     assert right.status_code == 200, right.text
+
+
+# ---------------------------------------------------------------- the command line
+
+
+def test_the_cli_prints_names_from_the_file_as_text_not_markup(
+    world: World, ctx: AppContext, tmp_path: Path
+) -> None:
+    """A subject DN (or a name in an error) is the file's text: ``[/bold]`` in it must not
+    crash the table after the import was committed, nor style the operator's terminal."""
+    env = {
+        "OSTIARY_DATABASE_URL": ctx.settings.resolved_database_url,
+        "OSTIARY_DATA_DIR": str(tmp_path / "cli"),
+        "OSTIARY_SECRET_KEY": ctx.settings.secret_key or "",
+        "OSTIARY_SMTP_URL": "",
+        "COLUMNS": "300",
+    }
+    exported = world.export()
+    exported["trusted_cas"][0]["mapping_rules"][0]["subject_dn"] = "CN=[/bold][red]x,O=Partner"
+    file = tmp_path / "acme.json"
+    file.write_text(json.dumps(exported))
+    runner = CliRunner()
+    done = runner.invoke(
+        app, ["subaccount", "import", str(file), "--subdomain", "acme-prod"], env=env
+    )
+    assert done.exit_code == 0, done.output
+    assert "CN=[/bold][red]x,O=Partner" in done.output
+    exported["role_collections"].append(dict(exported["role_collections"][0], name="[/x]"))
+    exported["role_collections"].append(dict(exported["role_collections"][0], name="[/x]"))
+    file.write_text(json.dumps(exported))
+    refused = runner.invoke(
+        app, ["subaccount", "import", str(file), "--subdomain", "acme-prod"], env=env
+    )
+    assert refused.exit_code == 1, refused.output
+    assert "'[/x]' appears twice" in refused.output

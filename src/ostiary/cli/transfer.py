@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.orm import Session
 
@@ -72,7 +73,7 @@ def import_command(
             authorize=_operator,
         )
     except OstiaryError as exc:
-        err.print(f"[red]{exc.code}:[/red] {exc.detail}")
+        err.print(f"[red]{exc.code}:[/red] {escape(exc.detail)}")  # names from the file
         raise typer.Exit(1) from exc
     finally:
         ctx.engine.dispose()
@@ -102,7 +103,8 @@ def import_command(
         table.add_column(column)
     for c in result.changes:
         style = _STYLE[c.action]
-        table.add_row(c.kind, c.name, f"[{style}]{c.action}[/{style}]", ", ".join(c.fields))
+        # Names are the file's text (a subject DN may hold "[/bold]"), never markup.
+        table.add_row(c.kind, escape(c.name), f"[{style}]{c.action}[/{style}]", ", ".join(c.fields))
     console.print(table)
     counts = result.counts()
     console.print(

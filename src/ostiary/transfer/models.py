@@ -162,19 +162,56 @@ def _unique(items: list[Any], key: str, what: str) -> None:
         seen.add(value)
 
 
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _one_each(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # Python keeps the last of two equal keys; a reviewer of the file may read the first.
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise _DuplicateKey(key)
+        found[key] = value
+    return found
+
+
+def _storable(data: Any) -> None:
+    """``InvalidDocument`` for a text no database stores alike: a NUL (PostgreSQL refuses
+    it, SQLite keeps it) or a lone surrogate (no UTF-8)."""
+    stack: list[tuple[str, Any]] = [("", data)]
+    while stack:
+        where, value = stack.pop()
+        if isinstance(value, dict):
+            stack.extend((f"{where}.{k}" if where else k, v) for k, v in value.items())
+            stack.extend((where or "document", k) for k in value)
+        elif isinstance(value, list):
+            stack.extend((f"{where}.{i}", v) for i, v in enumerate(value))
+        elif isinstance(value, str):
+            if "\x00" in value:
+                raise InvalidDocument(f"{where}: a text holds a NUL character")
+            try:
+                value.encode()
+            except UnicodeEncodeError as exc:
+                raise InvalidDocument(f"{where}: a text is not valid Unicode") from exc
+
+
 def parse(raw: bytes | str) -> Document:
     """The validated document in ``raw`` (JSON), or ``InvalidDocument`` with the reason."""
     size = len(raw.encode() if isinstance(raw, str) else raw)
     if size > MAX_DOCUMENT_BYTES:
         raise InvalidDocument(f"the file has {size} bytes; at most {MAX_DOCUMENT_BYTES} are read")
     try:
-        data = json.loads(raw)
+        data = json.loads(raw, object_pairs_hook=_one_each)
+    except _DuplicateKey as exc:
+        raise InvalidDocument(f"the key {exc.args[0]!r} appears twice in one object") from exc
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidDocument(f"the file is not JSON: {exc}") from exc
     except RecursionError as exc:
         raise InvalidDocument("the file nests too deeply to be an export") from exc
     if not isinstance(data, dict):
         raise InvalidDocument("the file must hold one JSON object")
+    _storable(data)
     try:
         document = Document.model_validate(data)
     except ValidationError as exc:

@@ -63,6 +63,10 @@ class Plan:
         """What the import does with one item."""
         return self._index[(kind, name)].action
 
+    def fields(self, kind: str, name: str) -> tuple[str, ...]:
+        """What an update of one item changes."""
+        return self._index[(kind, name)].fields
+
     @property
     def empty(self) -> bool:
         """Whether the import changes nothing."""
@@ -185,7 +189,10 @@ def compute(session: Session, *, subaccount: Subaccount | None, document: Docume
             plan.add("flow", path, None)
             continue
         now = flows.describe(existing)
-        now["receiver_url"] = public_url(now["receiver_url"])
+        # An export holds the URL without its password (``public_url``): compare like with
+        # like, unless the file was given a password (then it is compared, and set).
+        if public_url(flow.receiver_url) == flow.receiver_url:
+            now["receiver_url"] = public_url(now["receiver_url"])
         plan.add("flow", path, _differ({k: (now[k], v) for k, v in flow_fields(flow).items()}))
     _people(session, plan, subaccount, document)
     _trust(session, plan, subaccount, document)

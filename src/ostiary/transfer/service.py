@@ -136,8 +136,13 @@ def apply(
                 description=doc.description,
             )
         elif action == "update":
-            fields["mode"] = mode
-            flows.change(session, clock=clock, actor=actor, subaccount=target, path=path, **fields)
+            # Only what differs: the file's receiver URL lacks the password of the stored
+            # one (``public_url``), which the import must not drop when it changes another
+            # setting.
+            changed = {k: fields[k] for k in plan.fields("flow", path)}
+            if "mode" in changed:
+                changed["mode"] = mode
+            flows.change(session, clock=clock, actor=actor, subaccount=target, path=path, **changed)
     steps.people(session, ctx, actor, target, plan, document)
     for trusted in document.trusted_cas:
         steps.trusted_ca(session, ctx, actor, target, plan, trusted)

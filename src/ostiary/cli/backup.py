@@ -61,7 +61,8 @@ def backup_command(
         raise typer.Exit(1) from exc
     console.print(
         f"backup written to [bold]{escape(str(summary.path))}[/bold]: {summary.rows} rows in "
-        f"{len(summary.tables)} tables, schema revision {summary.revision}"
+        f"{len(summary.tables)} tables, schema revision {summary.revision}",
+        soft_wrap=True,  # a path wrapped at the terminal's width is easy to mis-copy
     )
     warning = (WITH_KEY if include_secret_key else WITHOUT_KEY).format(
         key_file=config.data_dir / "secret_key"
@@ -98,7 +99,8 @@ def restore_command(
         raise typer.Exit(1) from exc
     console.print(
         f"restored {summary.rows} rows in {len(summary.tables)} tables at schema revision "
-        f"{escape(summary.revision)} from [bold]{escape(str(file))}[/bold]"
+        f"{escape(summary.revision)} from [bold]{escape(str(file))}[/bold]",
+        soft_wrap=True,
     )
     if summary.key_file is not None:
         err.print(

@@ -15,7 +15,10 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, func, select
+from typer.testing import CliRunner
 
+from ostiary.backup.export import make_backup
+from ostiary.cli.main import app
 from ostiary.context import AppContext
 from ostiary.models import Base
 from tests import factories as f
@@ -146,3 +149,31 @@ def manifest(members: dict[str, bytes]) -> dict[str, Any]:
     """The manifest of a backup's members, parsed."""
     parsed: dict[str, Any] = json.loads(members["manifest.json"])
     return parsed
+
+
+KEY = "test-secret-key-0123456789abcdef"  # the conftest settings' key
+
+
+def small_backup(client: TestClient, ctx: AppContext, tmp_path: Path) -> Path:
+    """A backup of a small world (three messages), without the secret key."""
+    World(client, ctx, messages=3)
+    target = tmp_path / "good.backup"
+    make_backup(
+        url=ctx.settings.resolved_database_url,
+        target=target,
+        secret_key=ctx.secret_key,
+        include_secret_key=False,
+    )
+    return target
+
+
+def run_cli(args: list[str], url: str, data_dir: Path, key: str | None = KEY) -> tuple[int, str]:
+    """Run the CLI on ``url`` and ``data_dir``: its exit code and output on one line."""
+    env = {"OSTIARY_DATABASE_URL": url, "OSTIARY_DATA_DIR": str(data_dir)}
+    if key is not None:
+        env["OSTIARY_SECRET_KEY"] = key
+    result = CliRunner().invoke(app, args, env=env)
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(
+        result.exception
+    )
+    return result.exit_code, " ".join(result.output.split())

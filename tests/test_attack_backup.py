@@ -19,45 +19,30 @@ import pytest
 from alembic import command
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
-from typer.testing import CliRunner
 
 from ostiary.backup import archive
 from ostiary.backup.archive import Reader
 from ostiary.backup.errors import BackupError
 from ostiary.backup.export import make_backup
 from ostiary.backup.restore import restore
-from ostiary.cli.main import app
 from ostiary.context import AppContext
 from ostiary.db import make_engine
 from ostiary.files import loose_file_warnings
 from ostiary.migrate import upgrade as upgrade_db
-from tests.backup_world import World, fresh_target, manifest, rewrite, row_counts
-
-KEY = "test-secret-key-0123456789abcdef"  # the conftest settings' key
+from tests.backup_world import (
+    KEY,
+    fresh_target,
+    manifest,
+    rewrite,
+    row_counts,
+    run_cli,
+    small_backup,
+)
 
 
 @pytest.fixture
 def backup_file(client: TestClient, ctx: AppContext, tmp_path: Path) -> Path:
-    World(client, ctx, messages=2)
-    target = tmp_path / "good.backup"
-    make_backup(
-        url=ctx.settings.resolved_database_url,
-        target=target,
-        secret_key=ctx.secret_key,
-        include_secret_key=False,
-    )
-    return target
-
-
-def _cli(args: list[str], url: str, data_dir: Path, key: str | None = KEY) -> tuple[int, str]:
-    env = {"OSTIARY_DATABASE_URL": url, "OSTIARY_DATA_DIR": str(data_dir)}
-    if key is not None:
-        env["OSTIARY_SECRET_KEY"] = key
-    result = CliRunner().invoke(app, args, env=env)
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(
-        result.exception
-    )
-    return result.exit_code, " ".join(result.output.split())
+    return small_backup(client, ctx, tmp_path)
 
 
 def _empty(url: str) -> bool:
@@ -174,7 +159,7 @@ def test_a_forged_archive_is_refused_cleanly(
     change = FORGERIES[forgery]
     rewrite(backup_file, bad, lambda members: (change(members), _rehash(members)))
     with fresh_target(backend, tmp_path) as url:
-        code, out = _cli(["restore", str(bad)], url, tmp_path / "d")
+        code, out = run_cli(["restore", str(bad)], url, tmp_path / "d")
         assert code == 1, out
         assert "restore refused:" in out, out
         assert "Traceback" not in out
@@ -225,7 +210,7 @@ def test_a_target_with_one_row_anywhere_is_refused(
         upgrade_db(url)
         if table == "scheduler_leases":
             _insert_lease(url)
-        code, out = _cli(["restore", str(backup_file)], url, tmp_path / "d")
+        code, out = run_cli(["restore", str(backup_file)], url, tmp_path / "d")
         if table == "scheduler_leases":
             assert code == 1 and "the target database is not empty" in out, out
             assert sum(row_counts(url).values()) == 1
@@ -268,12 +253,12 @@ def test_a_symlink_planted_at_the_partial_file_is_not_followed(
     victim.write_text("keep me")
     target = tmp_path / "b.backup"
     (tmp_path / ".b.backup.partial").symlink_to(victim)
-    code, out = _cli(["backup", str(target)], ctx.settings.resolved_database_url, tmp_path / "d")
+    code, out = run_cli(["backup", str(target)], ctx.settings.resolved_database_url, tmp_path / "d")
     assert code == 1 and "backup failed" in out, out
     assert victim.read_text() == "keep me"
     assert not target.exists()
     (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
-    code, out = _cli(
+    code, out = run_cli(
         ["backup", str(tmp_path / "dangling")], ctx.settings.resolved_database_url, tmp_path / "d"
     )
     assert not (tmp_path / "nowhere").exists()  # a dangling link is replaced, not followed
@@ -353,9 +338,9 @@ def test_a_file_name_with_console_markup_is_printed_not_parsed(
 ) -> None:
     url = ctx.settings.resolved_database_url
     target = tmp_path / "[b]backup[i]"
-    code, out = _cli(["backup", str(target)], url, tmp_path / "[/]data")
+    code, out = run_cli(["backup", str(target)], url, tmp_path / "[/]data")
     assert code == 0 and f"backup written to {target}" in out, out
-    code, out = _cli(["backup", str(target)], url, tmp_path / "d")
+    code, out = run_cli(["backup", str(target)], url, tmp_path / "d")
     assert code == 1 and f"{target} exists already" in out, out
-    code, out = _cli(["restore", str(tmp_path / "[/]missing")], url, tmp_path / "d")
+    code, out = run_cli(["restore", str(tmp_path / "[/]missing")], url, tmp_path / "d")
     assert code == 1 and f"{tmp_path / '[/]missing'} does not exist" in out, out

@@ -12,40 +12,26 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from typer.testing import CliRunner
 
 from ostiary.backup import restore as restoring
 from ostiary.backup.errors import BackupError
-from ostiary.backup.export import make_backup
 from ostiary.backup.restore import restore
-from ostiary.cli.main import app
 from ostiary.context import AppContext
 from ostiary.migrate import upgrade
-from tests.backup_world import World, fresh_target, manifest, rewrite, row_counts
-
-KEY = "test-secret-key-0123456789abcdef"  # the conftest settings' key
+from tests.backup_world import (
+    KEY,
+    fresh_target,
+    manifest,
+    rewrite,
+    row_counts,
+    run_cli,
+    small_backup,
+)
 
 
 @pytest.fixture
 def backup_file(client: TestClient, ctx: AppContext, tmp_path: Path) -> Path:
-    World(client, ctx, messages=3)
-    target = tmp_path / "good.backup"
-    make_backup(
-        url=ctx.settings.resolved_database_url,
-        target=target,
-        secret_key=ctx.secret_key,
-        include_secret_key=False,
-    )
-    return target
-
-
-def _cli(args: list[str], url: str, data_dir: Path, key: str | None = KEY) -> tuple[int, str]:
-    env = {"OSTIARY_DATABASE_URL": url, "OSTIARY_DATA_DIR": str(data_dir)}
-    if key is not None:
-        env["OSTIARY_SECRET_KEY"] = key
-    result = CliRunner().invoke(app, args, env=env)
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    return result.exit_code, " ".join(result.output.split())
+    return small_backup(client, ctx, tmp_path)
 
 
 def _empty(url: str) -> bool:
@@ -59,7 +45,7 @@ def test_the_cli_restores_and_reports_the_audit_chain(
     backup_file: Path, backend: str, tmp_path: Path
 ) -> None:
     with fresh_target(backend, tmp_path) as url:
-        code, out = _cli(["restore", str(backup_file)], url, tmp_path / "d")
+        code, out = run_cli(["restore", str(backup_file)], url, tmp_path / "d")
         assert code == 0, out
         assert "restored" in out and "audit chain intact" in out
 
@@ -69,7 +55,7 @@ def test_a_non_empty_database_is_refused(
 ) -> None:
     url = ctx.settings.resolved_database_url
     before = row_counts(url)
-    code, out = _cli(["restore", str(backup_file)], url, tmp_path / "d")
+    code, out = run_cli(["restore", str(backup_file)], url, tmp_path / "d")
     assert code == 1
     assert "restore refused: the target database is not empty" in out
     assert row_counts(url) == before
@@ -111,7 +97,7 @@ def test_a_damaged_file_is_a_clear_refusal_not_a_traceback(
     bad = tmp_path / "bad.backup"
     damage(backup_file, bad)
     with fresh_target(backend, tmp_path) as url:
-        code, out = _cli(["restore", str(bad)], url, tmp_path / "d")
+        code, out = run_cli(["restore", str(bad)], url, tmp_path / "d")
         assert code == 1, out
         assert "restore refused:" in out and reason in out, out
         assert "Traceback" not in out
@@ -120,10 +106,10 @@ def test_a_damaged_file_is_a_clear_refusal_not_a_traceback(
 
 def test_another_secret_key_is_refused(backup_file: Path, backend: str, tmp_path: Path) -> None:
     with fresh_target(backend, tmp_path) as url:
-        code, out = _cli(["restore", str(backup_file)], url, tmp_path / "d", key="x" * 32)
+        code, out = run_cli(["restore", str(backup_file)], url, tmp_path / "d", key="x" * 32)
         assert code == 1
         assert "the configured secret key is not the one this backup was made with" in out
-        code, out = _cli(["restore", str(backup_file)], url, tmp_path / "d", key=None)
+        code, out = run_cli(["restore", str(backup_file)], url, tmp_path / "d", key=None)
         assert code == 1
         assert "the backup does not hold the secret key" in out
         assert not (tmp_path / "d" / "secret_key").exists()  # none generated either
@@ -211,11 +197,11 @@ def test_an_unreachable_database_or_a_missing_one_is_a_message(
     backup_file: Path, tmp_path: Path
 ) -> None:
     down = "postgresql+psycopg://postgres@127.0.0.1:1/nothing"
-    code, out = _cli(["restore", str(backup_file)], down, tmp_path / "d")
+    code, out = run_cli(["restore", str(backup_file)], down, tmp_path / "d")
     assert code == 1 and "restore failed:" in out and "Traceback" not in out
-    code, out = _cli(["backup", str(tmp_path / "x")], down, tmp_path / "d")
+    code, out = run_cli(["backup", str(tmp_path / "x")], down, tmp_path / "d")
     assert code == 1 and "backup failed:" in out
     missing = f"sqlite:///{tmp_path / 'none' / 'ostiary.db'}"
-    code, out = _cli(["backup", str(tmp_path / "y")], missing, tmp_path / "d")
+    code, out = run_cli(["backup", str(tmp_path / "y")], missing, tmp_path / "d")
     assert code == 1 and "there is no database at" in out
     assert not (tmp_path / "none").exists()
